@@ -1,0 +1,145 @@
+"""The daemon as a user runs it: a real `watcher run` process, signals, lock, reloads."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import Workspace
+
+pytestmark = pytest.mark.slow
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def env_for(workspace: Workspace, **extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("WATCHER_")}
+    env.update(
+        WATCHER_DATA_DIR=str(workspace.data_dir),
+        WATCHER_RULES_DIR=str(workspace.rules_dir),
+        WATCHER_POLL_TICK_SECONDS="0.5",
+        WATCHER_RELOAD_CHECK_SECONDS="0.5",
+        WATCHER_EXTRACT__WORKERS="1",
+        WATCHER_FETCH__CONNECT_TIMEOUT="1",
+        WATCHER_FETCH__DEFAULT_INTERVAL="30",
+        **extra,
+    )
+    return env
+
+
+def watcher(*args: str, env: dict[str, str], cwd: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "watcher", *args],
+        env=env,
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def start_daemon(env: dict[str, str], cwd: Path) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "watcher", "run"],
+        env=env,
+        cwd=cwd,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+
+
+def wait_for(predicate, timeout: float = 60.0, interval: float = 0.3):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(interval)
+    raise AssertionError("condition not reached in time")
+
+
+def status(env: dict[str, str], cwd: Path) -> dict:
+    result = watcher("status", "--json", env=env, cwd=cwd)
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout)
+
+
+def stop(process: subprocess.Popen[str]) -> str:
+    process.send_signal(signal.SIGTERM)
+    output, _ = process.communicate(timeout=60)
+    assert process.returncode == 0, output
+    return output
+
+
+def test_unreachable_network_keeps_running_and_records_errors(workspace: Workspace):
+    dead = [f"http://127.0.0.1:{free_port()}/feed{i}.xml" for i in range(3)]
+    workspace.write_feeds({f"Dead {i}": url for i, url in enumerate(dead)})
+    env = env_for(workspace)
+    daemon = start_daemon(env, workspace.root)
+    try:
+
+        def all_failed():
+            result = watcher("feeds", "--json", env=env, cwd=workspace.root)
+            feeds = json.loads(result.stdout) if result.returncode == 0 else []
+            return len(feeds) == 3 and all(f["consecutive_failures"] >= 1 for f in feeds) and feeds
+
+        feeds = wait_for(all_failed)
+        assert all("refused" in f["last_error"].lower() for f in feeds), feeds
+        assert daemon.poll() is None, "the daemon must keep running"
+    finally:
+        output = stop(daemon)
+    assert "stopped" in output
+
+
+def test_second_daemon_on_the_same_sqlite_file_refuses(workspace: Workspace):
+    env = env_for(workspace)
+    first = start_daemon(env, workspace.root)
+    try:
+        wait_for(lambda: "started" in _peek_log(workspace, env) or first.poll() is not None)
+        second = watcher("run", env=env, cwd=workspace.root)
+        assert second.returncode == 3
+        assert "already running" in second.stderr
+        assert "Traceback" not in second.stderr
+    finally:
+        stop(first)
+
+
+def _peek_log(workspace: Workspace, env: dict[str, str]) -> str:
+    result = watcher("status", "--json", env=env, cwd=workspace.root)
+    return "started" if result.returncode == 0 and json.loads(result.stdout)["workers"] else ""
+
+
+def test_invalid_rule_edit_keeps_the_previous_rules(workspace: Workspace):
+    env = env_for(workspace)
+    daemon = start_daemon(env, workspace.root)
+    try:
+        wait_for(lambda: status(env, workspace.root)["workers"])
+        (workspace.rules_dir / "broken.yaml").write_text("id: broken\nname: B\nquery: (GSOMIA\n")
+        report = wait_for(lambda: (status(env, workspace.root)["ruleset"] or {}).get("error"))
+        assert any("broken.yaml" in line for line in report)
+        ruleset = status(env, workspace.root)["ruleset"]
+        assert ruleset["rules"] == 1  # the previous set (gsomia) stays active
+        (workspace.rules_dir / "broken.yaml").write_text("id: fixed\nname: F\nquery: Dokdo\n")
+        wait_for(lambda: (status(env, workspace.root)["ruleset"] or {}).get("rules") == 2)
+    finally:
+        stop(daemon)
+
+
+def test_invalid_setting_stops_start_up_with_exit_code_2(workspace: Workspace):
+    env = env_for(workspace, WATCHER_FETCH__READ_TIMEOUT="soon")
+    result = watcher("run", env=env, cwd=workspace.root)
+    assert result.returncode == 2
+    assert "fetch.read_timeout" in result.stderr and "WATCHER_FETCH__READ_TIMEOUT" in result.stderr

@@ -1,0 +1,42 @@
+"""Migrations: they build exactly the models' schema, on SQLite and PostgreSQL, and the daemon
+refuses an old schema unless it may upgrade."""
+
+from __future__ import annotations
+
+import pytest
+from alembic.autogenerate import compare_metadata
+from alembic.runtime.migration import MigrationContext
+from sqlalchemy import create_engine
+from sqlmodel import SQLModel
+
+from watcher.config import Settings
+from watcher.db.engine import make_engine
+from watcher.db.schema import current_revision, ensure_schema, head_revision, upgrade
+from watcher.errors import StorageError
+
+
+def test_migrations_match_the_models(database_url: str, tmp_path) -> None:
+    engine = make_engine(Settings(data_dir=tmp_path / "data", database_url=database_url))
+    upgrade(engine)
+    with engine.connect() as connection:
+        diff = compare_metadata(MigrationContext.configure(connection), SQLModel.metadata)
+    engine.dispose()
+    assert diff == [], f"models changed without a migration: {diff}"
+
+
+def test_old_schema_is_refused_without_auto_upgrade(
+    database_url: str, tmp_path, monkeypatch
+) -> None:
+    engine = make_engine(Settings(data_dir=tmp_path / "data", database_url=database_url))
+    ensure_schema(engine, auto_upgrade=False)  # an empty database is initialised
+    assert current_revision(engine) == head_revision()
+    monkeypatch.setattr("watcher.db.schema.head_revision", lambda: "9999_newer_code")
+    with pytest.raises(StorageError, match="watcher db upgrade"):
+        ensure_schema(engine, auto_upgrade=False)
+    engine.dispose()
+
+
+def test_unreachable_database_is_a_clear_error(tmp_path) -> None:
+    engine = create_engine("postgresql+psycopg://postgres@127.0.0.1:1/none")
+    with pytest.raises(StorageError, match="cannot reach the database"):
+        ensure_schema(engine)

@@ -1,0 +1,5 @@
+"""`python -m watcher` is the `watcher` command."""
+
+from watcher.cli import main
+
+main()

@@ -1,0 +1,280 @@
+"""Feed rows: syncing the feed list, claiming due feeds, recording every fetch outcome."""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import or_, update
+from sqlmodel import Session, col, select
+
+from watcher import health
+from watcher.config import redact_url
+from watcher.db.insert import insert_ignore
+from watcher.db.models import Feed
+from watcher.opml import FeedSpec
+
+DISABLED_IN_OPML = "disabled in feeds.opml"
+
+
+@dataclass(frozen=True, slots=True)
+class FeedJob:
+    """What a refresh needs to know about a feed, detached from the session that claimed it."""
+
+    id: int
+    url: str
+    title: str
+    etag: str | None
+    last_modified: str | None
+    interval_seconds: int | None
+    extract: bool
+    primed: bool
+    consecutive_failures: int
+
+    @property
+    def label(self) -> str:
+        """The URL for logs and summaries: a password in it (basic auth) shown as ***."""
+        return redact_url(self.url)
+
+
+def _job(feed: Feed) -> FeedJob:
+    assert feed.id is not None
+    return FeedJob(
+        id=feed.id,
+        url=feed.url,
+        title=feed.title,
+        etag=feed.etag,
+        last_modified=feed.last_modified,
+        interval_seconds=feed.interval_seconds,
+        extract=feed.extract,
+        primed=feed.primed,
+        consecutive_failures=feed.consecutive_failures,
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class SyncResult:
+    added: int
+    updated: int
+    unlisted: int
+
+
+def sync_feed_list(session: Session, specs: Sequence[FeedSpec], now: datetime) -> SyncResult:
+    """Make the feed rows match the list: new feeds are due at once; removed ones stop polling.
+
+    Rows are never deleted, so a feed that comes back keeps its articles and caching state.
+    """
+    rows = {feed.opml_url: feed for feed in session.exec(select(Feed))}
+    added = updated = 0
+    for spec in specs:
+        feed = rows.pop(spec.url, None)
+        if feed is None:
+            # insert-or-ignore: workers starting together all sync the same list
+            row = Feed(
+                opml_url=spec.url,
+                url=spec.url,
+                title=spec.title,
+                site_url=spec.site_url,
+                category=spec.category,
+                interval_seconds=spec.interval_seconds,
+                extract=spec.extract,
+                enabled=spec.enabled,
+                disabled_reason=None if spec.enabled else DISABLED_IN_OPML,
+                next_check_at=now,
+            )
+            values = row.model_dump(exclude={"id"})
+            added += insert_ignore(session, Feed, values, ["opml_url"])
+            continue
+        changed = _apply_spec(feed, spec)
+        updated += changed
+    unlisted = 0
+    for feed in rows.values():
+        if feed.listed:
+            feed.listed = False
+            unlisted += 1
+    session.flush()
+    return SyncResult(added=added, updated=updated, unlisted=unlisted)
+
+
+def _apply_spec(feed: Feed, spec: FeedSpec) -> bool:
+    wanted = {
+        "title": spec.title or feed.title,
+        "site_url": spec.site_url or feed.site_url,
+        "category": spec.category,
+        "interval_seconds": spec.interval_seconds,
+        "extract": spec.extract,
+        "listed": True,
+    }
+    changed = False
+    for name, value in wanted.items():
+        if getattr(feed, name) != value:
+            setattr(feed, name, value)
+            changed = True
+    if not spec.enabled and feed.enabled:
+        feed.enabled, feed.disabled_reason, changed = False, DISABLED_IN_OPML, True
+    elif spec.enabled and not feed.enabled and feed.disabled_reason == DISABLED_IN_OPML:
+        feed.enabled, feed.disabled_reason, changed = True, None, True
+    return changed
+
+
+def _due_filter(now: datetime) -> list:
+    return [
+        col(Feed.enabled),
+        col(Feed.listed),
+        or_(col(Feed.next_check_at).is_(None), col(Feed.next_check_at) <= now),
+        or_(col(Feed.lease_until).is_(None), col(Feed.lease_until) < now),
+    ]
+
+
+def claim_due_feeds(
+    session: Session,
+    *,
+    owner: str,
+    now: datetime,
+    lease: timedelta,
+    limit: int,
+    force: bool = False,
+    exclude: Collection[int] = (),
+) -> list[FeedJob]:
+    """Lease up to `limit` due feeds to `owner`. On PostgreSQL rows locked by another worker are
+    skipped (FOR UPDATE SKIP LOCKED), so concurrent workers never fetch the same feed twice."""
+    conditions = _due_filter(now)
+    if force:
+        conditions = [*conditions[:2], conditions[3]]
+    if exclude:
+        conditions.append(col(Feed.id).not_in(list(exclude)))
+    query = (
+        select(Feed)
+        .where(*conditions)
+        .order_by(col(Feed.next_check_at).asc().nulls_first(), col(Feed.id))
+        .limit(limit)
+        .with_for_update(skip_locked=True)
+    )
+    feeds = list(session.exec(query))
+    for feed in feeds:
+        feed.lease_owner = owner
+        feed.lease_until = now + lease
+    session.flush()
+    return [_job(feed) for feed in feeds]
+
+
+def claim_feed_by_url(
+    session: Session, url: str, *, owner: str, now: datetime, lease: timedelta
+) -> FeedJob | None:
+    feed = session.exec(
+        select(Feed).where(or_(Feed.url == url, Feed.opml_url == url)).with_for_update()
+    ).first()
+    if feed is None:
+        return None
+    feed.lease_owner, feed.lease_until = owner, now + lease
+    session.flush()
+    return _job(feed)
+
+
+def release_leases(session: Session, owner: str) -> int:
+    """Give back every feed lease an owner holds (graceful shutdown: the work is re-doable)."""
+    result = session.execute(
+        update(Feed)
+        .where(col(Feed.lease_owner) == owner)
+        .values(lease_owner=None, lease_until=None)
+    )
+    return int(result.rowcount or 0)
+
+
+@dataclass(slots=True)
+class FeedOutcome:
+    """How one refresh ended; `record_outcome` writes it on the feed row."""
+
+    feed_id: int
+    checked_at: datetime
+    next_check_at: datetime
+    status: int | None = None
+    error: str | None = None
+    permanent: bool = False
+    not_modified: bool = False
+    etag: str | None = None
+    last_modified: str | None = None
+    new_url: str | None = None
+    title: str | None = None
+    site_url: str | None = None
+    parse_warning: str | None = None
+    entries: int = 0
+    new_entries: int = 0  # entries this feed had not listed before
+    new_articles: int = 0  # of those, articles not stored before (via any feed)
+    matches: int = 0
+    primed: bool = False
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+
+def record_outcome(session: Session, outcome: FeedOutcome) -> Feed | None:
+    """Status, error, failure count and next check, saved whatever happened; releases the lease."""
+    feed = session.get(Feed, outcome.feed_id)
+    return None if feed is None else _apply_outcome(feed, outcome)
+
+
+def record_outcomes(session: Session, outcomes: Sequence[FeedOutcome]) -> None:
+    """`record_outcome` for many feeds: one SELECT for their rows, one flush for their updates
+    (a warm pass is mostly this bookkeeping: one transaction per feed cost more than the fetch)."""
+    ids = [outcome.feed_id for outcome in outcomes]
+    rows = {feed.id: feed for feed in session.exec(select(Feed).where(col(Feed.id).in_(ids)))}
+    for outcome in outcomes:
+        feed = rows.get(outcome.feed_id)
+        if feed is not None:
+            _apply_outcome(feed, outcome)
+
+
+def _apply_outcome(feed: Feed, outcome: FeedOutcome) -> Feed:
+    health.update_health(feed, outcome, outcome.checked_at)  # sees the row before this outcome
+    feed.last_checked_at = outcome.checked_at
+    feed.last_status = outcome.status
+    feed.next_check_at = outcome.next_check_at
+    feed.lease_owner = feed.lease_until = None
+    if outcome.error is not None:
+        feed.last_error = outcome.error
+        feed.consecutive_failures += 1
+        feed.failing_since = feed.failing_since or outcome.checked_at
+        if outcome.permanent:
+            feed.enabled = False
+            feed.disabled_reason = outcome.error
+        return feed
+    feed.last_error = None
+    feed.consecutive_failures = 0
+    feed.failing_since = None
+    feed.last_success_at = outcome.checked_at
+    if outcome.new_url:
+        feed.url = outcome.new_url
+    if not outcome.not_modified:
+        feed.etag, feed.last_modified = outcome.etag, outcome.last_modified
+        feed.parse_warning = outcome.parse_warning
+        if outcome.title and not feed.title:
+            feed.title = outcome.title
+        if outcome.site_url and not feed.site_url:
+            feed.site_url = outcome.site_url
+    if outcome.new_entries:
+        feed.last_new_entry_at = outcome.checked_at
+    feed.primed = feed.primed or outcome.primed
+    return feed
+
+
+def list_feeds(session: Session, *, include_unlisted: bool = False) -> list[Feed]:
+    query = select(Feed).order_by(col(Feed.id))
+    if not include_unlisted:
+        query = query.where(col(Feed.listed))
+    return list(session.exec(query))
+
+
+def find_feed(session: Session, url: str) -> Feed | None:
+    return session.exec(select(Feed).where(or_(Feed.url == url, Feed.opml_url == url))).first()
+
+
+def set_enabled(session: Session, feed: Feed, enabled: bool, now: datetime) -> None:
+    feed.enabled = enabled
+    if enabled:
+        feed.disabled_reason = None
+        feed.consecutive_failures = 0
+        feed.failing_since = None
+        feed.next_check_at = now
