@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import re
+import sqlite3
 from datetime import datetime
 from typing import Any
 
@@ -163,3 +164,31 @@ def test_database_down_at_start_and_while_running(
     messages = [r["message"] for r in records(output)]
     assert any("database unavailable" in m and "will retry" in m for m in messages)
     assert "Traceback" not in output
+
+
+def test_shutdown_waits_for_an_alert_in_flight(workspace: Workspace, threaded_httpserver):
+    """SIGTERM while a webhook POST is on the wire: the daemon waits for the answer, records the
+    delivery and exits cleanly; the next run sends only what is left (each alert exactly once)."""
+    site = FeedSite(threaded_httpserver)
+    receiver = WebhookReceiver(delay=3.0)
+    env = setup(workspace, site, f'[destinations.hook]\ntype = "webhook"\nurl = "{receiver.url}"\n')
+    try:
+        with Daemon(env, workspace.root, workspace.root / "daemon.log") as daemon:
+            wait_until(lambda: receiver.arrived >= 1, 60, what="the first alert on the wire")
+            output = daemon.stop()
+        assert "finishing in-flight work" in output
+        assert "Traceback" not in output and "CancelledError" not in output, output[-3000:]
+        assert len(receiver.posts) == 1  # the POST in flight was answered, no new one started
+        assert "1 claimed deliveries left for the next run" in output
+        with sqlite3.connect(workspace.data_dir / "watcher.db") as db:
+            rows = db.execute("SELECT status, attempts, lease_owner FROM delivery").fetchall()
+        assert sorted(rows) == [("pending", 0, None), ("sent", 1, None)]  # no lease left behind
+
+        receiver.delay = 0.0
+        with Daemon(env, workspace.root, workspace.root / "daemon.log") as daemon:
+            wait_until(lambda: len(receiver.posts) == 2, 60, what="the alert left for this run")
+            daemon.stop()
+        assert receiver.arrived == 2, [post.key for post in receiver.posts]
+        assert len({post.key for post in receiver.posts}) == 2
+    finally:
+        receiver.close()

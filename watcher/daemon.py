@@ -29,6 +29,7 @@ from sqlalchemy.exc import OperationalError
 from watcher import __version__, metrics
 from watcher.config import Settings, redact_url
 from watcher.cpu import CpuPool, run_isolated
+from watcher.db import deliveries as delivery_db
 from watcher.db import feeds as feed_db
 from watcher.db import state
 from watcher.db.engine import DaemonLock, make_engine, session_scope, sqlite_path
@@ -350,9 +351,17 @@ class Daemon:
         )
         await self._stop.wait()
         log.info("shutting down: finishing in-flight work")
-        scheduler.shutdown(wait=False)
+        # Pause, not shut down: APScheduler's shutdown cancels the running ticks mid-send.
+        scheduler.pause()
+        await asyncio.sleep(0)  # ticks submitted just now start and register with track()
         await self._drain()
+        scheduler.shutdown(wait=False)
         self._goodbye()
+
+    @property
+    def stopping(self) -> bool:
+        """Set once shutdown begins: ticks finish what is on the wire and start nothing new."""
+        return self._stopping
 
     def stop(self) -> None:
         self._stopping = True
@@ -369,6 +378,7 @@ class Daemon:
             return
         _, pending = await asyncio.wait(ticks, timeout=grace)
         for task in pending:
+            log.warning("in-flight work still running after %.0f s, cancelled: %s", grace, task)
             task.cancel()
         if pending:
             await asyncio.gather(*pending, return_exceptions=True)
@@ -377,6 +387,7 @@ class Daemon:
         try:
             with session_scope(self.watcher.engine) as session:
                 feed_db.release_leases(session, self.watcher.owner)
+                delivery_db.release_leases(session, self.watcher.owner)
                 state.forget_worker(session, self.watcher.owner)
         except OperationalError as exc:
             log.warning("database unavailable at shutdown (leases will expire): %s", exc.orig)
@@ -389,7 +400,7 @@ class Daemon:
         if not self._db_backoff.ready():
             return
         try:
-            summary = await self.watcher.poll(should_stop=lambda: self._stopping)
+            summary = await self.watcher.poll(should_stop=lambda: self.stopping)
         except OperationalError as exc:
             delay = self._db_backoff.failed()
             log.error(

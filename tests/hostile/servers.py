@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import email
 import threading
+import time
 from dataclasses import dataclass
 from email import policy
 from email.message import EmailMessage
@@ -94,16 +95,23 @@ class Post:
 
 
 class WebhookReceiver:
-    """Records every POST (Idempotency-Key, headers, body) and answers `status` (200 by default)."""
+    """Records every POST (Idempotency-Key, headers, body) and answers `status` (200 by default)
+    after `delay` seconds; `arrived` counts POSTs as they come in, before the answer."""
 
-    def __init__(self, port: int = 0, status: int = 200, answer: bytes = b"{}") -> None:
+    def __init__(
+        self, port: int = 0, status: int = 200, answer: bytes = b"{}", delay: float = 0.0
+    ) -> None:
         self.posts: list[Post] = []
+        self.arrived = 0
+        self.delay = delay
         self.status = status
         outer = self
 
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self) -> None:
                 body = self.rfile.read(int(self.headers.get("content-length", 0)))
+                outer.arrived += 1
+                time.sleep(outer.delay)
                 headers = dict(self.headers)
                 outer.posts.append(Post(headers.get("Idempotency-Key", ""), headers, body))
                 self.send_response(outer.status)

@@ -204,6 +204,28 @@ def claim_due(
     return jobs
 
 
+def give_back(session: Session, delivery_ids: Sequence[int]) -> None:
+    """Unsent claims back to the queue at shutdown, their attempt not counted: another worker
+    (or the next run) takes them at once instead of after the lease."""
+    if delivery_ids:
+        session.execute(
+            update(Delivery)
+            .where(col(Delivery.id).in_(delivery_ids), col(Delivery.status).in_(DUE_STATUSES))
+            .values(lease_owner=None, lease_until=None, attempts=col(Delivery.attempts) - 1)
+        )
+
+
+def release_leases(session: Session, owner: str) -> int:
+    """Every delivery lease an owner still holds, given back (its attempt stays counted: it may
+    have been on the wire)."""
+    result = session.execute(
+        update(Delivery)
+        .where(col(Delivery.lease_owner) == owner, col(Delivery.status).in_(DUE_STATUSES))
+        .values(lease_owner=None, lease_until=None)
+    )
+    return int(result.rowcount or 0)
+
+
 def mark_sent(session: Session, delivery_id: int, now: datetime) -> None:
     _finish(session, delivery_id, status="sent", sent_at=now)  # last_error stays: history
 

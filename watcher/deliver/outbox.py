@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Protocol
@@ -398,16 +398,25 @@ async def send_jobs(
     jobs: Sequence[outbox_db.DeliveryJob],
     destinations: dict[str, Destination],
     now: datetime,
+    should_stop: Callable[[], bool] = lambda: False,
 ) -> list[Result]:
-    """Destinations in parallel; one destination's deliveries in order, each recorded at once."""
+    """Destinations in parallel; one destination's deliveries in order, each recorded at once.
+
+    Once `should_stop` says so, no new send starts (the one on the wire finishes and is recorded)
+    and the unsent claims go back to the queue.
+    """
     by_destination: dict[str, list[outbox_db.DeliveryJob]] = {}
     for job in jobs:
         by_destination.setdefault(job.destination, []).append(job)
     started = utcnow()
+    unsent: list[int] = []
 
     async def serial(name: str, queue: list[outbox_db.DeliveryJob]) -> list[Result]:
         results = []
         for job in queue:
+            if should_stop():
+                unsent.append(job.id)
+                continue
             clock = time.monotonic()
             failure = await _attempt(job, destinations.get(name))
             seconds = time.monotonic() - clock
@@ -420,7 +429,15 @@ async def send_jobs(
         return results
 
     batches = await asyncio.gather(*(serial(n, q) for n, q in by_destination.items()))
+    if unsent:
+        await asyncio.to_thread(_give_back, engine, unsent)
     return [result for batch in batches for result in batch]
+
+
+def _give_back(engine: Engine, delivery_ids: list[int]) -> None:
+    with session_scope(engine) as session:
+        outbox_db.give_back(session, delivery_ids)
+    log.info("shutting down: %d claimed deliveries left for the next run", len(delivery_ids))
 
 
 def claim(

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal
@@ -79,6 +80,7 @@ class DeliveryService:
         self.destinations = destinations if destinations is not None else build_all(settings)
         self._lock = asyncio.Lock()
         self._checked: object = None
+        self.should_stop: Callable[[], bool] = lambda: False
 
     def plan(
         self, ruleset: Any, *, now: Any = None, digests: DigestMode = "due", alerts: bool = True
@@ -110,8 +112,10 @@ class DeliveryService:
             )
             if not jobs:
                 break
-            results += await send_jobs(self.engine, self.settings, jobs, self.destinations, moment)
-            if len(jobs) < CLAIM_BATCH:
+            results += await send_jobs(
+                self.engine, self.settings, jobs, self.destinations, moment, self.should_stop
+            )
+            if len(jobs) < CLAIM_BATCH or self.should_stop():
                 break
         return results
 
@@ -177,6 +181,7 @@ def daemon_jobs(daemon: Any, scheduler: Any) -> None:
     """
     settings: Settings = daemon.settings
     service = DeliveryService(daemon.watcher.engine, settings, owner=daemon.watcher.owner)
+    service.should_stop = lambda: daemon.stopping
 
     async def tick() -> None:
         daemon.track()
