@@ -73,6 +73,19 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     return request.getfixturevalue("pg_url")
 
 
+@pytest.fixture(params=["sqlite", "postgresql"])
+def each_backend(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str | None:
+    """Runs a whole module on both backends without touching its tests: on the PostgreSQL leg
+    `WATCHER_DATABASE_URL` is set, so every Settings the tests build (and every `watcher` process
+    they start) uses the scratch schema. Use with `pytestmark = usefixtures("each_backend")`."""
+    if request.param == "sqlite":
+        monkeypatch.delenv("WATCHER_DATABASE_URL", raising=False)
+        return None
+    url = request.getfixturevalue("pg_url")
+    monkeypatch.setenv("WATCHER_DATABASE_URL", url)
+    return url
+
+
 # -- a workspace: rules dir + data dir ------------------------------------------------------
 GSOMIA_RULE = """id: gsomia
 name: Korea–Japan GSOMIA

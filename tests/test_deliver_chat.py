@@ -7,8 +7,12 @@ import asyncio
 from datetime import timedelta
 from pathlib import Path
 
+import pytest
+
 from tests.deliverkit import NOW, Corpus, Receiver, open_engine, rule, ruleset, settings_for
 from watcher.deliver.service import DeliveryService
+
+pytestmark = pytest.mark.usefixtures("each_backend")  # SQLite and PostgreSQL
 
 
 def json_url(receiver: Receiver) -> str:

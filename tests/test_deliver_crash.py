@@ -24,7 +24,7 @@ from watcher.deliver.service import DeliveryService
 from watcher.rules import load_ruleset
 from watcher.timeutil import utcnow
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("each_backend")]
 REPO = Path(__file__).resolve().parents[1]
 RULE = "id: gsomia\nname: GSOMIA\nquery: GSOMIA\ndeliver: {digest: off, immediate: true}\n"
 

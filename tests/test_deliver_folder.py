@@ -8,9 +8,13 @@ import email
 from email import policy
 from pathlib import Path
 
+import pytest
+
 from tests.deliverkit import NOW, Corpus, deliveries, open_engine, rule, ruleset, settings_for
 from watcher.deliver.base import Outgoing, build_all
 from watcher.deliver.service import DeliveryService
+
+pytestmark = pytest.mark.usefixtures("each_backend")  # SQLite and PostgreSQL
 
 
 def test_with_nothing_configured_digests_go_to_the_outbox_folder(tmp_path: Path):
@@ -64,3 +68,10 @@ def test_an_unwritable_folder_is_dead_with_the_reason(tmp_path: Path):
     service = DeliveryService(engine, settings, owner="t")
     (result,) = asyncio.run(service.tick(ruleset(rule("gsomia")), now=NOW)).results
     assert result.status == "dead" and str(blocker / "sub") in result.error
+
+
+def test_each_backend_leg_really_uses_its_database(tmp_path: Path, each_backend: str | None):
+    """The delivery suites run twice through `each_backend`; this checks the switch took."""
+    engine = open_engine(settings_for(tmp_path))
+    assert engine.dialect.name == ("sqlite" if each_backend is None else "postgresql")
+    engine.dispose()

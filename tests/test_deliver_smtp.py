@@ -22,6 +22,8 @@ from aiosmtpd.smtp import AuthResult, LoginPassword
 from tests.deliverkit import NOW, Corpus, deliveries, open_engine, rule, ruleset, settings_for
 from watcher.deliver.service import DeliveryService
 
+pytestmark = pytest.mark.usefixtures("each_backend")  # SQLite and PostgreSQL
+
 
 class Mailbox:
     """aiosmtpd handler: keeps what it receives; answers DATA with scripted replies, then 250."""

@@ -28,6 +28,8 @@ from watcher.db.engine import session_scope
 from watcher.deliver.service import DeliveryService
 from watcher.timeutil import utcnow
 
+pytestmark = pytest.mark.usefixtures("each_backend")  # SQLite and PostgreSQL
+
 SECRET = "s3cret-for-tests"
 
 
