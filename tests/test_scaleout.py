@@ -1,8 +1,10 @@
 """Several `watcher run` workers on one PostgreSQL database: every feed fetched once per cycle,
-nothing duplicated, and a worker killed mid-cycle loses nothing (its leases expire)."""
+nothing duplicated, each digest sent once, and a worker killed mid-cycle loses nothing (its
+leases expire)."""
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -16,6 +18,7 @@ from sqlalchemy import create_engine, text
 
 from tests.conftest import Workspace
 from tests.feedsite import FeedSite, items
+from tests.hostile.servers import WebhookReceiver
 
 pytestmark = [pytest.mark.slow, pytest.mark.postgres]
 
@@ -94,11 +97,15 @@ def feed_paths(count: int) -> list[str]:
     return [f"/w{n}.xml" for n in range(count)]
 
 
-def test_three_workers_fetch_every_feed_exactly_once(threaded_httpserver, workspace, pg_url):
+def test_three_workers_fetch_each_feed_once_and_send_each_digest_once(
+    threaded_httpserver, workspace, pg_url
+):
     site = FeedSite(threaded_httpserver)
     paths = feed_paths(300)
     workspace.write_feeds({p: site.add_feed(p, items(p.strip("/.xml"), 2)) for p in paths})
-    workers = start_workers(3, worker_env(workspace, pg_url), workspace.root)
+    # backfill: the first poll's matches are deliverable, so the digest below has something in it
+    env = worker_env(workspace, pg_url, WATCHER_BACKFILL="true")
+    workers = start_workers(3, env, workspace.root)
     try:
         done = "SELECT count(*) FROM feed WHERE last_success_at IS NOT NULL"
         registered = "SELECT count(DISTINCT id) FROM worker"
@@ -123,6 +130,35 @@ def test_three_workers_fetch_every_feed_exactly_once(threaded_httpserver, worksp
         " GROUP BY 1, 2 HAVING count(*) > 1) d"
     )
     assert scalar(pg_url, duplicates) == 0
+    assert all(w.returncode == 0 for w in workers), worker_logs(workspace.root)
+    digest_sent_once_by_three_workers(workspace, pg_url, matched=300)
+
+
+def digest_sent_once_by_three_workers(workspace: Workspace, pg_url: str, matched: int) -> None:
+    """Three workers start together with a webhook destination: each one's first delivery tick
+    plans the same daily period at the same moment; one digest is planned, claimed and posted."""
+    receiver = WebhookReceiver()
+    config = workspace.root / "watcher.toml"
+    config.write_text(f'[destinations.hook]\ntype = "webhook"\nurl = "{receiver.url}"\n')
+    env = worker_env(workspace, pg_url, WATCHER_CONFIG=str(config), WATCHER_BACKFILL="true")
+    env["WATCHER_DELIVERY__TICK_SECONDS"] = "1"
+    sent = "SELECT count(*) FROM delivery WHERE destination = 'hook' AND status = 'sent'"
+    workers = start_workers(3, env, workspace.root)
+    try:
+        wait_until(
+            lambda: (
+                scalar(pg_url, sent) >= 1
+                and scalar(pg_url, "SELECT count(DISTINCT id) FROM worker") == 3
+            )
+        )
+        time.sleep(3)  # three ticks of every worker: a second digest would show up here
+    finally:
+        stop_all(workers)
+        receiver.close()
+    assert scalar(pg_url, "SELECT count(*) FROM delivery WHERE destination = 'hook'") == 1
+    assert len(receiver.posts) == 1, [post.key for post in receiver.posts]
+    digest = json.loads(receiver.posts[0].body)
+    assert digest["schema"] == "news-watcher.digest/v1" and digest["articles"] == matched
     assert all(w.returncode == 0 for w in workers), worker_logs(workspace.root)
 
 

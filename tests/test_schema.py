@@ -3,6 +3,8 @@ refuses an old schema unless it may upgrade."""
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
@@ -40,3 +42,50 @@ def test_unreachable_database_is_a_clear_error(tmp_path) -> None:
     engine = create_engine("postgresql+psycopg://postgres@127.0.0.1:1/none")
     with pytest.raises(StorageError, match="cannot reach the database"):
         ensure_schema(engine)
+
+
+def test_workers_starting_together_record_state_and_heartbeats_without_conflict(
+    database_url: str, tmp_path
+) -> None:
+    """Every worker writes the rule set and its heartbeat at start-up; a read-then-insert lost
+    that race on PostgreSQL (duplicate key on `state`) and one of three workers died."""
+    import threading
+    from datetime import UTC, datetime
+
+    from watcher.db import state
+    from watcher.db.engine import session_scope
+    from watcher.db.models import Worker
+
+    engine = make_engine(Settings(data_dir=tmp_path / "data", database_url=database_url))
+    ensure_schema(engine)
+    start = threading.Barrier(6)
+    failures: list[BaseException] = []
+
+    def worker(n: int) -> None:
+        me = Worker(id=f"w{n % 3}", hostname="h", pid=n, version="t")
+        try:
+            start.wait(timeout=30)
+            for round_ in range(5):
+                now = datetime(2026, 11, 21, 0, round_, n, tzinfo=UTC)
+                with session_scope(engine) as session:
+                    state.put(session, "ruleset", {"worker": n}, now)
+                    state.heartbeat(session, me, now)
+        except BaseException as exc:
+            failures.append(exc)
+
+    threads = [threading.Thread(target=worker, args=(n,)) for n in range(6)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    assert failures == []
+    with session_scope(engine) as session:
+        assert state.get(session, "ruleset")["worker"] in range(6)
+        ids = {
+            w.id
+            for w in state.recent_workers(
+                session, datetime(2026, 11, 20, tzinfo=UTC), timedelta(days=2)
+            )
+        }
+    assert ids == {"w0", "w1", "w2"}
+    engine.dispose()

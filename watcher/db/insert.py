@@ -28,3 +28,23 @@ def insert_ignore(
     )
     # RETURNING, not rowcount: drivers disagree on rowcount for a skipped insert.
     return session.execute(statement).first() is not None
+
+
+def upsert(
+    session: Session,
+    model: type[SQLModel],
+    values: dict[str, Any],
+    conflict: Sequence[str],
+    update: Sequence[str],
+) -> None:
+    """INSERT … ON CONFLICT DO UPDATE of the `update` columns: one atomic statement, so workers
+    writing the same key at the same moment (all of them record the rule set at start-up) both
+    succeed instead of one failing on the primary key."""
+    dialect = session.get_bind().dialect.name
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    statement = insert(model.__table__).values(**values)  # type: ignore[attr-defined]
+    statement = statement.on_conflict_do_update(
+        index_elements=list(conflict),
+        set_={name: statement.excluded[name] for name in update},
+    )
+    session.execute(statement)

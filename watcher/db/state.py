@@ -7,15 +7,13 @@ from typing import Any
 
 from sqlmodel import Session, col, select
 
+from watcher.db.insert import upsert
 from watcher.db.models import State, Worker
 
 
 def put(session: Session, key: str, value: dict[str, Any], now: datetime) -> None:
-    row = session.get(State, key)
-    if row is None:
-        session.add(State(key=key, value=value, updated_at=now))
-    else:
-        row.value, row.updated_at = value, now
+    values = {"key": key, "value": value, "updated_at": now}
+    upsert(session, State, values, conflict=["key"], update=["value", "updated_at"])
 
 
 def get(session: Session, key: str) -> dict[str, Any] | None:
@@ -24,12 +22,15 @@ def get(session: Session, key: str) -> dict[str, Any] | None:
 
 
 def heartbeat(session: Session, worker: Worker, now: datetime) -> None:
-    row = session.get(Worker, worker.id)
-    if row is None:
-        worker.heartbeat_at = now
-        session.add(worker)
-    else:
-        row.heartbeat_at = now
+    values = {
+        "id": worker.id,
+        "hostname": worker.hostname,
+        "pid": worker.pid,
+        "version": worker.version,
+        "started_at": worker.started_at,
+        "heartbeat_at": now,
+    }
+    upsert(session, Worker, values, conflict=["id"], update=["heartbeat_at"])
 
 
 def forget_worker(session: Session, worker_id: str) -> None:
