@@ -150,6 +150,9 @@ def test_database_down_at_start_and_while_running(
             output = daemon.wait_for("poll skipped (will retry in", count=3, timeout=90)
             waits = re.findall(r"poll skipped \(will retry in (\d+) s\)", output)
             assert [int(w) for w in waits[:3]] == [1, 2, 4], waits  # back-off, not every tick
+            output = daemon.wait_for("delivery tick skipped (will retry in", count=3, timeout=90)
+            waits = re.findall(r"delivery tick skipped \(will retry in (\d+) s\)", output)
+            assert [int(w) for w in waits[:3]] == [1, 2, 4], waits
             assert daemon.running()
             assert len(receiver.posts) == 2
 

@@ -19,6 +19,7 @@ from sqlalchemy.exc import OperationalError
 from sqlmodel import Session
 
 from watcher.config import Settings
+from watcher.daemon import Backoff
 from watcher.db import deliveries as outbox_db
 from watcher.db.engine import session_scope
 from watcher.deliver.base import Destination, build_all
@@ -183,14 +184,25 @@ def daemon_jobs(daemon: Any, scheduler: Any) -> None:
     service = DeliveryService(daemon.watcher.engine, settings, owner=daemon.watcher.owner)
     service.should_stop = lambda: daemon.stopping
 
+    backoff = Backoff(first=max(settings.delivery.tick_seconds, 1.0))
+
     async def tick() -> None:
         daemon.track()
+        if not backoff.ready():
+            return
         try:
             await service.tick(daemon.watcher.ruleset)
         except OperationalError as exc:
-            log.error("database unavailable, delivery tick skipped (will retry): %s", exc.orig)
+            delay = backoff.failed()
+            log.error(
+                "database unavailable, delivery tick skipped (will retry in %.0f s): %s",
+                delay,
+                exc.orig,
+            )
+            return
         except WatcherError as exc:
             log.error("delivery tick failed: %s", exc)
+        backoff.succeeded()
 
     defaults: dict[str, Any] = {"max_instances": 1, "coalesce": True}
     scheduler.add_job(
