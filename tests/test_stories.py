@@ -466,3 +466,31 @@ def test_our_minhash_gives_datasketchs_values(size: int) -> None:
     if size:
         reference.update_batch(hashes.tolist())
     assert minhash(hashes, NUM_PERM).tolist() == reference.hashvalues.tolist()
+
+
+def test_band_keys_computed_in_a_worker_change_nothing() -> None:
+    """The CPU pool precomputes each signature's LSH band keys; an index fed those must find
+    exactly what one computing them itself finds."""
+    from watcher.story_index import with_band_keys
+
+    at = datetime(2026, 11, 21, tzinfo=UTC)
+    import random
+
+    rng = random.Random(7)
+    words = [f"w{rng.randrange(5000)}" for _ in range(3000)]
+    texts = []  # 40 texts from 8 stories: each story's copies differ by a few words
+    for n in range(40):
+        start = (n % 8) * 300
+        copy = words[start : start + 300]
+        copy[n % 50] = f"edit{n}"
+        texts.append((f"Story {n}", " ".join(copy)))
+    plain, ahead = StoryIndex(timedelta(days=7), 0.6), StoryIndex(timedelta(days=7), 0.6)
+    for n, (title, text) in enumerate(texts):
+        sig = signature(title, text)
+        keyed = with_band_keys(sig)
+        assert keyed.body_keys is not None
+        assert np.array_equal(keyed.body_keys, plain.body_bands.band_keys(sig.body))
+        assert plain.best(sig, at) == ahead.best(keyed, at)
+        plain.add(n, n, at, sig)
+        ahead.add(n, n, at, keyed)
+    assert plain.best(sig, at) is not None  # the texts do cluster: the comparison meant something

@@ -30,8 +30,8 @@ from watcher.db.models import Article, FeedEntry
 from watcher.errors import ExtractError, FetchError, WatcherError
 from watcher.extract import Extracted, detect_language, extract_article
 from watcher.fetch import Fetcher, next_interval, retry_delay
-from watcher.identity import canonical_url, content_fingerprint, entry_key
-from watcher.parse import Entry, ParsedFeed, parse_feed
+from watcher.identity import EntryIdentity, parse_and_identify
+from watcher.parse import Entry, ParsedFeed
 from watcher.rules import RuleSet
 from watcher.stories import NewArticle, StoryClusterer, describe_change
 from watcher.timeutil import utcnow
@@ -124,6 +124,7 @@ class Candidate:
     entry: Entry
     key: str
     canonical: str | None
+    fingerprint: str
     article: BuiltArticle | None = None
 
 
@@ -224,14 +225,17 @@ class Pipeline:
         if result.not_modified:
             outcome.not_modified = True
             return outcome
-        parsed: ParsedFeed = await self.cpu.run(
-            parse_feed, result.body, url=result.final_url, content_type=result.content_type
+        parsed, identities = await self.cpu.run(
+            parse_and_identify,
+            result.body,
+            url=result.final_url,
+            content_type=result.content_type,
         )
         outcome.etag, outcome.last_modified = result.etag, result.last_modified
         outcome.title, outcome.site_url = parsed.title, parsed.site_url
         outcome.parse_warning = parsed.warning
         outcome.entries = len(parsed.entries)
-        await self._store_entries(job, parsed, outcome)
+        await self._store_entries(job, parsed, identities, outcome)
         outcome.primed = True
         return outcome
 
@@ -287,9 +291,13 @@ class Pipeline:
 
     # -- entries → articles → matches -------------------------------------------------------
     async def _store_entries(
-        self, job: feed_db.FeedJob, parsed: ParsedFeed, outcome: feed_db.FeedOutcome
+        self,
+        job: feed_db.FeedJob,
+        parsed: ParsedFeed,
+        identities: Sequence[EntryIdentity],
+        outcome: feed_db.FeedOutcome,
     ) -> None:
-        candidates = _candidates(parsed.entries)
+        candidates = _candidates(parsed.entries, identities)
         with session_scope(self.engine) as session:
             known = article_db.known_entries(session, job.id, candidates)
             fresh = [c for c in candidates.values() if c.key not in known]
@@ -298,7 +306,7 @@ class Pipeline:
                 for c in candidates.values()
                 if c.key in known
                 and known[c.key].article_id
-                and known[c.key].fingerprint != content_fingerprint(c.entry)
+                and known[c.key].fingerprint != c.fingerprint
             ]
             existing = article_db.articles_by_canonical_url(
                 session, (c.canonical for c in fresh if c.canonical)
@@ -353,7 +361,7 @@ class Pipeline:
             (
                 c.key,
                 article_ids.get(c.key) or (known[c.canonical].id if c.canonical in known else None),
-                content_fingerprint(c.entry),
+                c.fingerprint,
             )
             for c in fresh
         ]
@@ -405,7 +413,7 @@ class Pipeline:
         row = session.get(Article, entry_row.article_id)
         if entry is None or row is None:
             return 0
-        entry.fingerprint = content_fingerprint(candidate.entry)
+        entry.fingerprint = candidate.fingerprint
         entry.last_seen_at = utcnow()
         if update.row["content_hash"] == row.content_hash:
             return 0
@@ -505,12 +513,12 @@ class Pipeline:
         return extracted, None
 
 
-def _candidates(entries: Sequence[Entry]) -> dict[str, Candidate]:
+def _candidates(
+    entries: Sequence[Entry], identities: Sequence[EntryIdentity]
+) -> dict[str, Candidate]:
     """New-entry candidates by identity key; a key repeated in one feed counts once."""
     found: dict[str, Candidate] = {}
-    for entry in entries:
-        key = entry_key(entry)
-        if key not in found:
-            canonical = canonical_url(entry.link) if entry.link else None
-            found[key] = Candidate(entry=entry, key=key, canonical=canonical)
+    for entry, known in zip(entries, identities, strict=True):
+        if known.key not in found:
+            found[known.key] = Candidate(entry, known.key, known.canonical, known.fingerprint)
     return found

@@ -11,8 +11,9 @@ all candidates is one vectorised comparison (the same `overlap` the pair rule us
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
+from functools import lru_cache
 
 import numpy as np
 
@@ -48,34 +49,53 @@ def _fold(keys: np.ndarray) -> np.ndarray:
     return ((keys * _MIX) >> np.uint64(32)).astype(np.uint32)
 
 
+@lru_cache(maxsize=8)
+def _salts(bands: int, rows: int) -> np.ndarray:
+    salts = np.random.default_rng(bands * 1000 + rows).integers(0, 2**63, bands, dtype=np.int64)
+    return salts.astype(np.uint64)
+
+
+def band_keys(sketch: np.ndarray, bands: int, rows: int = BAND_ROWS) -> np.ndarray:
+    """The LSH keys of one MinHash: a pure function, so a CPU worker can compute them ahead."""
+    values = sketch[: bands * rows].astype(np.uint64).reshape(bands, rows)
+    acc = np.zeros(bands, dtype=np.uint64)
+    for row in range(rows):
+        acc = acc * _MIX + values[:, row]
+    return _fold(acc ^ _salts(bands, rows))
+
+
+def with_band_keys(sig: Signature) -> Signature:
+    """`sig` carrying its band keys (what `StoryIndex.best` and `add` would compute)."""
+    return replace(
+        sig,
+        body_keys=band_keys(sig.body, BODY_BANDS) if sig.is_long else None,
+        lead_keys=band_keys(sig.lead, LEAD_BANDS) if sig.n_lead >= MIN_LEAD else None,
+    )
+
+
 class BandIndex:
     """LSH over fixed bands of a MinHash: which slots share at least one band with a query."""
 
     def __init__(self, bands: int, rows: int = BAND_ROWS) -> None:
         self.bands, self.rows = bands, rows
-        salts = np.random.default_rng(bands * 1000 + rows).integers(0, 2**63, bands, dtype=np.int64)
-        self._salts = salts.astype(np.uint64)
+        self._salts = _salts(bands, rows)
         self._keys = np.empty(0, dtype=np.uint32)  # sorted
         self._slots = np.empty(0, dtype=np.int32)
         self._pending: dict[int, list[int]] = {}
         self._pending_count = 0
 
-    def band_keys(self, sketch: np.ndarray) -> np.ndarray:
-        values = sketch[: self.bands * self.rows].astype(np.uint64).reshape(self.bands, self.rows)
-        acc = np.zeros(self.bands, dtype=np.uint64)
-        for row in range(self.rows):
-            acc = acc * _MIX + values[:, row]
-        return _fold(acc ^ self._salts)
+    def band_keys(self, sketch: np.ndarray, keys: np.ndarray | None = None) -> np.ndarray:
+        return band_keys(sketch, self.bands, self.rows) if keys is None else keys
 
-    def add(self, slot: int, sketch: np.ndarray) -> None:
-        for key in self.band_keys(sketch).tolist():
+    def add(self, slot: int, sketch: np.ndarray, keys: np.ndarray | None = None) -> None:
+        for key in self.band_keys(sketch, keys).tolist():
             self._pending.setdefault(key, []).append(slot)
         self._pending_count += 1
         if self._pending_count >= MERGE_AT:
             self._merge()
 
-    def query(self, sketch: np.ndarray) -> np.ndarray:
-        keys = self.band_keys(sketch)
+    def query(self, sketch: np.ndarray, keys: np.ndarray | None = None) -> np.ndarray:
+        keys = self.band_keys(sketch, keys)
         lo = np.searchsorted(self._keys, keys, "left")
         hi = np.searchsorted(self._keys, keys, "right")
         found = [self._slots[a:b] for a, b in zip(lo.tolist(), hi.tolist(), strict=True) if b > a]
@@ -169,9 +189,9 @@ class StoryIndex:
         slot, self.size = self.size, self.size + 1
         self._put(slot, article_id, story_id, created_at.timestamp(), sig)
         if sig.is_long:
-            self.body_bands.add(slot, sig.body)
+            self.body_bands.add(slot, sig.body, sig.body_keys)
         if sig.n_lead >= MIN_LEAD:
-            self.lead_bands.add(slot, sig.lead)
+            self.lead_bands.add(slot, sig.lead, sig.lead_keys)
 
     def add_many(self, rows: list[tuple[int, int, datetime, Signature]]) -> None:
         """Bulk load (at start): one sort per band index instead of many merges."""
@@ -220,12 +240,12 @@ class StoryIndex:
         at, short = created_at.timestamp(), min(self.window, SHORT_HORIZON)
         found: list[Candidate] = []
         if sig.is_long:  # long against long: bodies
-            slots = self._usable(self.body_bands.query(sig.body), at, self.window)
+            slots = self._usable(self.body_bands.query(sig.body, sig.body_keys), at, self.window)
             slots = slots[self.long[slots]]
             scores = overlap(sig.body, sig.n_body, self.body[slots], self.n_body[slots])
             found += self._passing(slots, scores, Basis.BODY)
         if sig.n_lead >= MIN_LEAD:  # a summary on either side: leads
-            slots = self._usable(self.lead_bands.query(sig.lead), at, short)
+            slots = self._usable(self.lead_bands.query(sig.lead, sig.lead_keys), at, short)
             slots = slots[self.n_lead[slots] >= MIN_LEAD]
             if sig.is_long:
                 slots = slots[~self.long[slots]]

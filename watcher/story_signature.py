@@ -75,6 +75,9 @@ class Signature:
     n_lead: int
     title_key: str
     is_long: bool  # more than a summary: compared on the body
+    # LSH band keys of body and lead, when computed ahead (in a CPU worker, `with_band_keys`)
+    body_keys: np.ndarray | None = None
+    lead_keys: np.ndarray | None = None
 
     def to_bytes(self) -> bytes:
         flags = _LONG if self.is_long else 0

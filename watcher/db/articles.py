@@ -7,7 +7,6 @@ storing the same article or match at the same moment end up with one row.
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import asdict
 from datetime import datetime
 from typing import Any
 
@@ -189,8 +188,9 @@ def match_values(
         "story_id": story_id,
         "fields": list(match.fields),
         "terms": list(match.terms),
-        "snippets": [
-            {**asdict(s), "highlights": [list(h) for h in s.highlights]} for s in match.snippets
+        "snippets": [  # by hand: dataclasses.asdict deep-copies, 4% of a cold pass
+            {"field": s.field, "text": s.text, "highlights": [list(h) for h in s.highlights]}
+            for s in match.snippets
         ],
         "suppressed": suppressed,
         "backfill": backfill,
