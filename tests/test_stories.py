@@ -494,3 +494,38 @@ def test_band_keys_computed_in_a_worker_change_nothing() -> None:
         plain.add(n, n, at, sig)
         ahead.add(n, n, at, keyed)
     assert plain.best(sig, at) is not None  # the texts do cluster: the comparison meant something
+
+
+def test_one_batch_starts_and_joins_its_own_stories(database_url: str) -> None:
+    """A feed's new articles are placed in one batch and its new Story rows written together:
+    copies inside the batch join the story the first one started, with real ids everywhere."""
+    from watcher.stories import NewArticle
+
+    engine = engine_for(database_url)
+    clusterer = StoryClusterer(StoriesSettings())
+    wire = copies(WIRE, 3)
+    other = (
+        BASES["dokdo_drill"]
+        if "dokdo_drill" in BASES
+        else next(base for key, base in BASES.items() if key != "gsomia_suspend")
+    )
+    texts = [*wire, (other["title"], other["text"], "Kyodo News")]
+    with session_scope(engine) as session:
+        items = [
+            NewArticle(store(session, t, x, source=s), t, T0, signature(t, x)) for t, x, s in texts
+        ]
+        assignments = clusterer.assign_many(session, items)
+    wire_story = assignments[0].story_id
+    assert wire_story > 0 and [a.story_id for a in assignments[:3]] == [wire_story] * 3
+    assert [a.is_new for a in assignments] == [True, False, False, True]
+    assert assignments[3].story_id not in (wire_story,) and assignments[3].story_id > 0
+    with session_scope(engine) as session:
+        counts = {s.id: s.article_count for s in session.exec(select(Story))}
+        assert counts == {wire_story: 3, assignments[3].story_id: 1}
+        assert [session.get(Article, i.article_id).story_id for i in items] == [
+            a.story_id for a in assignments
+        ]
+    title, text, source = copies(WIRE, 5)[4]  # a later copy finds the story by its real id
+    _, later = add(clusterer, engine, title, text, source=source)
+    assert later.story_id == wire_story and not later.is_new
+    engine.dispose()

@@ -11,6 +11,7 @@ all candidates is one vectorised comparison (the same `overlap` the pair rule us
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from functools import lru_cache
@@ -217,6 +218,13 @@ class StoryIndex:
                 del self.by_title[key]
         if self.size - len(self.slot_of) >= max(4096, len(self.slot_of)):
             self._compact()
+
+    def set_story(self, article_ids: Sequence[int], story_id: int) -> None:
+        """Give indexed articles their story's real id (they were indexed under a placeholder)."""
+        for article_id in article_ids:
+            slot = self.slot_of.get(article_id)
+            if slot is not None:
+                self.story_id[slot] = story_id
 
     def remove_story(self, story_id: int) -> None:
         members = self.alive[: self.size] & (self.story_id[: self.size] == story_id)

@@ -28,7 +28,6 @@ _REPLACE_SIGNATURE = (
     .where(_SIGNATURES.c.article_id == bindparam("article"))
     .values(signature=bindparam("signature"), title_key=bindparam("key"))
 )
-_NEW_STORY = insert(_STORIES).returning(_STORIES.c.id)
 _JOIN_STORY = (
     update(_STORIES)
     .where(_STORIES.c.id == bindparam("story"))
@@ -96,15 +95,16 @@ def replace_signature(session: Session, article_id: int, signature: bytes, title
     session.connection().execute(_REPLACE_SIGNATURE, values)
 
 
-def new_story(session: Session, *, first_article_id: int, title: str, at: datetime) -> int:
-    values = {
-        "first_article_id": first_article_id,
-        "title": title,
-        "article_count": 1,
-        "created_at": at,
-        "updated_at": at,
-    }
-    return int(session.connection().execute(_NEW_STORY, values).scalar_one())
+_NEW_STORIES = insert(_STORIES).returning(_STORIES.c.id, sort_by_parameter_order=True)
+
+
+def new_stories(session: Session, rows: Sequence[dict[str, object]]) -> list[int]:
+    """Several Story rows (first_article_id, title, article_count, created_at, updated_at) in one
+    executemany; their ids in the order given."""
+    if not rows:
+        return []
+    result = session.connection().execute(_NEW_STORIES, list(rows))
+    return [int(row[0]) for row in result.all()]
 
 
 def join_story(session: Session, story_id: int, at: datetime) -> bool:
