@@ -529,3 +529,30 @@ def test_one_batch_starts_and_joins_its_own_stories(database_url: str) -> None:
     _, later = add(clusterer, engine, title, text, source=source)
     assert later.story_id == wire_story and not later.is_new
     engine.dispose()
+
+
+def test_a_failed_batch_leaves_no_placeholder_in_the_index(
+    engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """If writing a batch's stories fails (the transaction rolls back), the articles it indexed
+    under placeholder ids are forgotten: the next batch must not join a story that never was."""
+    from watcher.db import stories as story_db
+    from watcher.stories import NewArticle
+
+    clusterer = StoryClusterer(StoriesSettings())
+    title, text, source = copies(WIRE, 1)[0]
+
+    def refuse(session: Session, rows: Any) -> list[int]:
+        raise RuntimeError("database went away")
+
+    monkeypatch.setattr(story_db, "new_stories", refuse)
+    with pytest.raises(RuntimeError), session_scope(engine) as session:
+        item = NewArticle(
+            store(session, title, text, source=source), title, T0, signature(title, text)
+        )
+        clusterer.assign_many(session, [item])
+    assert len(clusterer.index) == 0
+    monkeypatch.undo()
+    article_id, assignment = add(clusterer, engine, title, text, source=source)
+    assert assignment.is_new and assignment.story_id > 0
+    assert story_of(engine, article_id) == assignment.story_id

@@ -134,8 +134,14 @@ class StoryClusterer:
         with self._lock:
             if items and time.monotonic() - self._refreshed_at >= self.refresh_seconds:
                 self.refresh(session, items[0].created_at)
-            assignments = [self._place(session, item, batch) for item in items]
-            real = batch.write(session)
+            try:
+                assignments = [self._place(session, item, batch) for item in items]
+                real = batch.write(session)
+            except BaseException:  # no placeholder id may outlive its batch in the index
+                for members in batch.members.values():
+                    for article_id in members:
+                        self.index.remove(article_id)
+                raise
             for placeholder, story_id in real.items():
                 self.index.set_story(batch.members[placeholder], story_id)
             for item, assignment in zip(items, assignments, strict=True):
