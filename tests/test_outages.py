@@ -173,7 +173,7 @@ def test_shutdown_waits_for_an_alert_in_flight(workspace: Workspace, threaded_ht
     """SIGTERM while a webhook POST is on the wire: the daemon waits for the answer, records the
     delivery and exits cleanly; the next run sends only what is left (each alert exactly once)."""
     site = FeedSite(threaded_httpserver)
-    receiver = WebhookReceiver(delay=3.0)
+    receiver = WebhookReceiver(delay=5.0)  # SIGTERM lands while the first POST waits
     env = setup(workspace, site, f'[destinations.hook]\ntype = "webhook"\nurl = "{receiver.url}"\n')
     try:
         with Daemon(env, workspace.root, workspace.root / "daemon.log") as daemon:
