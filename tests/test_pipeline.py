@@ -183,3 +183,36 @@ def test_an_edited_entry_becomes_a_new_version_of_its_article_in_its_story(
     versions = sorted((m.article_version, m.change_summary) for m in stored_rows(settings, Match))
     assert versions[0] == (1, None)
     assert versions[1][0] == 2 and "title changed" in (versions[1][1] or "")
+
+
+def test_a_slow_feed_does_not_hold_back_the_feeds_claimed_after_it(
+    threaded_httpserver, workspace, database_url
+):
+    """Claims overlap: with a batch of 2 (fetch.concurrency), the ten feeds after a slow one are
+    claimed and stored while it still answers. (A whole claimed batch used to finish first.)"""
+    import time
+
+    from werkzeug import Response
+
+    from tests.feedsite import FeedSpec, rss
+
+    def slow(_request):
+        time.sleep(3)
+        spec = FeedSpec(items=items("slow", 2))
+        return Response(
+            rss(threaded_httpserver.url_for(""), spec), content_type="application/rss+xml"
+        )
+
+    threaded_httpserver.expect_request("/slow.xml").respond_with_handler(slow)
+    site = FeedSite(threaded_httpserver)
+    feeds = {"Slow outlet": threaded_httpserver.url_for("/slow.xml")}
+    feeds |= {f"Outlet {n}": site.add_feed(f"/f{n}.xml", items(f"f{n}", 2)) for n in range(10)}
+    workspace.write_feeds(feeds)
+    settings = workspace.settings(
+        database_url=database_url, fetch={"concurrency": 2}, extract={"enabled": False}
+    )
+    reported: list[str] = []
+    summary = poll_once(settings, progress=lambda job, outcome: reported.append(job.url))
+    assert (summary.feeds, summary.ok, summary.new_articles) == (11, 11, 22)
+    assert reported[-1].endswith("/slow.xml"), reported
+    assert len(reported) == len(set(reported)) == 11

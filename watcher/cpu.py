@@ -19,10 +19,12 @@ from typing import Any, TypeVar
 
 T = TypeVar("T")
 log = logging.getLogger("watcher.cpu")
+WORKER_NICENESS = 10
 
 
 def _warm() -> None:
     """Import the heavy modules once per worker, not on the first article."""
+    os.nice(WORKER_NICENESS)
     import trafilatura  # noqa: F401 - extract_article imports it late: the daemon never extracts
 
     import watcher.analysis

@@ -38,7 +38,7 @@ from watcher.db.schema import ensure_schema
 from watcher.errors import RuleError, StorageError, WatcherError
 from watcher.fetch import Fetcher
 from watcher.opml import load_feed_list
-from watcher.pipeline import Pipeline, PollSummary
+from watcher.pipeline import IN_PROGRESS_PER_FETCH, Pipeline, PollSummary
 from watcher.rules import RuleSet, load_ruleset
 from watcher.stories import StoryClusterer
 from watcher.timeutil import utcnow
@@ -201,43 +201,98 @@ class Watcher:
         progress: Callable[[feed_db.FeedJob, feed_db.FeedOutcome], None] | None = None,
         should_stop: Callable[[], bool] = lambda: False,
     ) -> PollSummary:
-        """Claim due feeds in batches and refresh them until none is due (or we are stopping)."""
+        """Claim due feeds in batches and refresh them until none is due (or we are stopping).
+
+        Batches overlap: a new one is claimed as soon as one finishes, so the pool never idles
+        while the last feeds of a batch are stored (waiting for a whole batch cost a cold pass
+        a fifth of its time). Each batch's lease starts when it is claimed, not long before.
+        """
         assert self.pipeline is not None, "use `async with Watcher(...)`"
         total = PollSummary(started_at=utcnow())
-        lease = timedelta(seconds=self.settings.db.lease_seconds)
-        batch = self.settings.fetch.concurrency * 4
-        done: set[int] = set()
-        while not should_stop():
-            now = utcnow()
-            with session_scope(self.engine) as session:
-                if feed_url is not None:
-                    job = feed_db.claim_feed_by_url(
-                        session, feed_url, owner=self.owner, now=now, lease=lease
-                    )
-                    if job is None:
-                        raise WatcherError(f"no feed {feed_url} in {FEED_LIST}")
-                    jobs = [job]
-                else:
-                    jobs = feed_db.claim_due_feeds(
-                        session,
-                        owner=self.owner,
-                        now=now,
-                        lease=lease,
-                        limit=batch,
-                        force=force,
-                        exclude=done,
-                    )
-            if not jobs:
-                break
-            done.update(job.id for job in jobs)
-            part = await self.pipeline.refresh_many(jobs, progress)
-            total.merge(part)
-            if feed_url is not None:
-                break
+        if feed_url is not None:
+            total.merge(await self.pipeline.refresh_many([self._claim_url(feed_url)], progress))
+        else:
+            await self._poll_due(total, force, progress, should_stop)
         total.finished_at = utcnow()
         with session_scope(self.engine) as session:
             state.put(session, "last_poll", total.as_dict(), utcnow())
         return total
+
+    def _claim_url(self, feed_url: str) -> feed_db.FeedJob:
+        lease = timedelta(seconds=self.settings.db.lease_seconds)
+        with session_scope(self.engine) as session:
+            job = feed_db.claim_feed_by_url(
+                session, feed_url, owner=self.owner, now=utcnow(), lease=lease
+            )
+        if job is None:
+            raise WatcherError(f"no feed {feed_url} in {FEED_LIST}")
+        return job
+
+    def _claim_due(self, limit: int, force: bool, done: set[int]) -> list[feed_db.FeedJob]:
+        lease = timedelta(seconds=self.settings.db.lease_seconds)
+        with session_scope(self.engine) as session:
+            jobs = feed_db.claim_due_feeds(
+                session,
+                owner=self.owner,
+                now=utcnow(),
+                lease=lease,
+                limit=limit,
+                force=force,
+                exclude=done,
+            )
+        done.update(job.id for job in jobs)
+        return jobs
+
+    async def _poll_due(
+        self,
+        total: PollSummary,
+        force: bool,
+        progress: Callable[[feed_db.FeedJob, feed_db.FeedOutcome], None] | None,
+        should_stop: Callable[[], bool],
+    ) -> None:
+        """Keep about `window` feeds in progress, claiming a batch whenever a batch's worth is done
+        (not when a whole batch is: its slowest feed would hold the next batch back)."""
+        assert self.pipeline is not None
+        batch = self.settings.fetch.concurrency
+        window = batch * IN_PROGRESS_PER_FETCH
+        done: set[int] = set()
+        running: set[asyncio.Future[Any]] = set()
+        room = asyncio.Event()
+        in_progress = 0
+
+        def finished(job: feed_db.FeedJob, outcome: feed_db.FeedOutcome) -> None:
+            nonlocal in_progress
+            in_progress -= 1
+            if in_progress <= window - batch:
+                room.set()
+            if progress is not None:
+                progress(job, outcome)
+
+        exhausted = False
+        try:
+            while True:
+                while not exhausted and not should_stop() and in_progress <= window - batch:
+                    jobs = self._claim_due(batch, force, done)
+                    exhausted = not jobs
+                    in_progress += len(jobs)
+                    if jobs:
+                        running.add(
+                            asyncio.ensure_future(self.pipeline.refresh_many(jobs, finished))
+                        )
+                if not running:
+                    return
+                room.clear()
+                wake = asyncio.ensure_future(room.wait())
+                ended, _ = await asyncio.wait({*running, wake}, return_when=asyncio.FIRST_COMPLETED)
+                wake.cancel()
+                for task in ended - {wake}:
+                    running.discard(task)
+                    total.merge(task.result())
+        finally:
+            for task in running:
+                task.cancel()
+            if running:
+                await asyncio.gather(*running, return_exceptions=True)
 
 
 class Daemon:

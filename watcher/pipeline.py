@@ -11,7 +11,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, ClassVar
@@ -38,6 +39,9 @@ from watcher.timeutil import utcnow
 
 log = logging.getLogger("watcher.pipeline")
 RECORD_BATCH = 100  # feed outcomes written per transaction by refresh_many
+# Feeds in progress (fetched, parsed or waiting to be stored) per allowed fetch: a feed holds its
+# slot until it is stored, so with slots = fetches the CPU pool starved whenever storing lagged.
+IN_PROGRESS_PER_FETCH = 4
 
 
 @dataclass(slots=True)
@@ -147,7 +151,8 @@ class Pipeline:
         self.fetcher = fetcher
         self.cpu = cpu
         self.stories = stories
-        self._feed_slots = asyncio.Semaphore(settings.fetch.concurrency)
+        self._feed_slots = asyncio.Semaphore(settings.fetch.concurrency * IN_PROGRESS_PER_FETCH)
+        self._turn_lock = asyncio.Lock()
         self._extract_slots = asyncio.Semaphore(settings.extract.concurrency)
         self._extracting: dict[str, asyncio.Future[tuple[Extracted | None, str | None]]] = {}
 
@@ -290,6 +295,16 @@ class Pipeline:
             )
 
     # -- entries → articles → matches -------------------------------------------------------
+    @asynccontextmanager
+    async def _turn(self) -> AsyncIterator[None]:
+        """One feed's database work per event-loop turn. Without it, a burst of finished parses
+        ran back to back for a second or more with no socket read and no new job handed to the
+        CPU pool, which then sat idle: the pass alternated between the two instead of overlapping.
+        """
+        async with self._turn_lock:
+            await asyncio.sleep(0)  # parked here, the others queue on the lock, not the loop
+            yield
+
     async def _store_entries(
         self,
         job: feed_db.FeedJob,
@@ -298,19 +313,25 @@ class Pipeline:
         outcome: feed_db.FeedOutcome,
     ) -> None:
         candidates = _candidates(parsed.entries, identities)
-        with session_scope(self.engine) as session:
-            known = article_db.known_entries(session, job.id, candidates)
-            fresh = [c for c in candidates.values() if c.key not in known]
-            edited = [
-                (c, known[c.key])
-                for c in candidates.values()
-                if c.key in known
-                and known[c.key].article_id
-                and known[c.key].fingerprint != c.fingerprint
-            ]
-            existing = article_db.articles_by_canonical_url(
-                session, (c.canonical for c in fresh if c.canonical)
-            )
+        async with self._turn():
+            with session_scope(self.engine) as session:
+                known = article_db.known_entries(session, job.id, candidates)
+                existing = article_db.articles_by_canonical_url(
+                    session,
+                    (
+                        c.canonical
+                        for c in candidates.values()
+                        if c.canonical and c.key not in known
+                    ),
+                )
+        fresh = [c for c in candidates.values() if c.key not in known]
+        edited = [
+            (c, known[c.key])
+            for c in candidates.values()
+            if c.key in known
+            and known[c.key].article_id
+            and known[c.key].fingerprint != c.fingerprint
+        ]
         to_build = [c for c in fresh if c.canonical not in existing]
         articles = await asyncio.gather(
             *(self._build_article(job, parsed, c.entry, c.canonical) for c in to_build)
@@ -323,15 +344,16 @@ class Pipeline:
         await self._analyse([*articles, *updates])
         ruleset = self.rules()
         suppress = not job.primed and not self.settings.backfill
-        with session_scope(self.engine) as session:
-            added, matches = self._store_fresh(session, job, fresh, ruleset, suppress)
-            outcome.new_entries = len(fresh)
-            outcome.new_articles += added
-            outcome.matches += matches
-            for (candidate, entry_row), update in zip(edited, updates, strict=True):
-                outcome.matches += self._store_update(
-                    session, candidate, entry_row, update, ruleset
-                )
+        async with self._turn():
+            with session_scope(self.engine) as session:
+                added, matches = self._store_fresh(session, job, fresh, ruleset, suppress)
+                outcome.new_entries = len(fresh)
+                outcome.new_articles += added
+                outcome.matches += matches
+                for (candidate, entry_row), update in zip(edited, updates, strict=True):
+                    outcome.matches += self._store_update(
+                        session, candidate, entry_row, update, ruleset
+                    )
 
     def _store_fresh(
         self,
