@@ -19,7 +19,7 @@ from typing import Any, TypeVar
 
 T = TypeVar("T")
 log = logging.getLogger("watcher.cpu")
-WORKER_NICENESS = 10
+WORKER_NICENESS = 10  # the main process is the serial part of a pass: it gets a core first
 
 
 def _warm() -> None:

@@ -75,22 +75,39 @@ def with_band_keys(sig: Signature) -> Signature:
 
 
 class BandIndex:
-    """LSH over fixed bands of a MinHash: which slots share at least one band with a query."""
+    """LSH over fixed bands of a MinHash: which slots share at least one band with a query.
+
+    New entries wait in dicts until MERGE_AT articles have come: `single` (key → slot) for the
+    usual key no other article has, `multi` (key → slots) for the near-duplicates. Adding and
+    looking up are whole-list set operations, not a Python step per band key (those steps were
+    most of the story stage of a cold pass).
+    """
 
     def __init__(self, bands: int, rows: int = BAND_ROWS) -> None:
         self.bands, self.rows = bands, rows
         self._salts = _salts(bands, rows)
         self._keys = np.empty(0, dtype=np.uint32)  # sorted
         self._slots = np.empty(0, dtype=np.int32)
-        self._pending: dict[int, list[int]] = {}
+        self._single: dict[int, int] = {}
+        self._multi: dict[int, list[int]] = {}
         self._pending_count = 0
 
     def band_keys(self, sketch: np.ndarray, keys: np.ndarray | None = None) -> np.ndarray:
         return band_keys(sketch, self.bands, self.rows) if keys is None else keys
 
     def add(self, slot: int, sketch: np.ndarray, keys: np.ndarray | None = None) -> None:
-        for key in self.band_keys(sketch, keys).tolist():
-            self._pending.setdefault(key, []).append(slot)
+        listed = self.band_keys(sketch, keys).tolist()
+        single, multi = self._single, self._multi
+        if single.keys().isdisjoint(listed) and multi.keys().isdisjoint(listed):
+            single.update(dict.fromkeys(listed, slot))
+        else:
+            for key in listed:
+                if key in multi:
+                    multi[key].append(slot)
+                elif key in single:
+                    multi[key] = [single.pop(key), slot]
+                else:
+                    single[key] = slot
         self._pending_count += 1
         if self._pending_count >= MERGE_AT:
             self._merge()
@@ -99,16 +116,24 @@ class BandIndex:
         keys = self.band_keys(sketch, keys)
         lo = np.searchsorted(self._keys, keys, "left")
         hi = np.searchsorted(self._keys, keys, "right")
-        found = [self._slots[a:b] for a, b in zip(lo.tolist(), hi.tolist(), strict=True) if b > a]
-        if self._pending:
-            for key in keys.tolist():
-                if key in self._pending:
-                    found.append(np.array(self._pending[key], dtype=np.int32))
-        return np.unique(np.concatenate(found)) if found else np.empty(0, dtype=np.int32)
+        hits = np.flatnonzero(hi != lo)
+        found = [
+            self._slots[a:b] for a, b in zip(lo[hits].tolist(), hi[hits].tolist(), strict=True)
+        ]
+        if self._pending_count:
+            listed = keys.tolist()
+            pending = [self._single[key] for key in self._single.keys() & listed]
+            for key in self._multi.keys() & listed:
+                pending += self._multi[key]
+            if pending:
+                found.append(np.array(pending, dtype=np.int32))
+        if not found:
+            return np.empty(0, dtype=np.int32)
+        return np.unique(np.concatenate(found)) if len(found) > 1 else np.unique(found[0])
 
     def rebuild(self, slots: np.ndarray, sketches: np.ndarray) -> None:
         """Index exactly these slots (after loading or compacting the slab)."""
-        self._pending, self._pending_count = {}, 0
+        self._single, self._multi, self._pending_count = {}, {}, 0
         if len(slots) == 0:
             self._keys, self._slots = np.empty(0, dtype=np.uint32), np.empty(0, dtype=np.int32)
             return
@@ -123,17 +148,21 @@ class BandIndex:
         self._slots = np.repeat(slots.astype(np.int32), self.bands)[order]
 
     def _merge(self) -> None:
-        keys = np.fromiter(
-            (key for key, slots in self._pending.items() for _ in slots), dtype=np.uint32
-        )
-        slots = np.fromiter(
-            (slot for values in self._pending.values() for slot in values), dtype=np.int32
-        )
+        single, multi = self._single, self._multi
+        keys = np.fromiter(single.keys(), dtype=np.uint32, count=len(single))
+        slots = np.fromiter(single.values(), dtype=np.int32, count=len(single))
+        if multi:
+            keys = np.concatenate(
+                (keys, np.array([k for k, v in multi.items() for _ in v], dtype=np.uint32))
+            )
+            slots = np.concatenate(
+                (slots, np.array([s for v in multi.values() for s in v], dtype=np.int32))
+            )
         order = np.argsort(keys, kind="stable")
         at = np.searchsorted(self._keys, keys[order], "right")
         self._keys = np.insert(self._keys, at, keys[order])
         self._slots = np.insert(self._slots, at, slots[order])
-        self._pending, self._pending_count = {}, 0
+        self._single, self._multi, self._pending_count = {}, {}, 0
 
     def nbytes(self) -> int:
         pending = self._pending_count * self.bands * 90  # dict entry + list + ints, roughly
