@@ -188,7 +188,7 @@ def test_an_edited_entry_becomes_a_new_version_of_its_article_in_its_story(
 def test_a_slow_feed_does_not_hold_back_the_feeds_claimed_after_it(
     threaded_httpserver, workspace, database_url
 ):
-    """Claims overlap: with a batch of 2 (fetch.concurrency), the ten feeds after a slow one are
+    """Claims overlap: with batches of 4 (2 x fetch.concurrency), the feeds after a slow one are
     claimed and stored while it still answers. (A whole claimed batch used to finish first.)"""
     import time
 

@@ -250,11 +250,11 @@ class Watcher:
         progress: Callable[[feed_db.FeedJob, feed_db.FeedOutcome], None] | None,
         should_stop: Callable[[], bool],
     ) -> None:
-        """Keep about `window` feeds in progress, claiming a batch whenever a batch's worth is done
+        """Keep up to `window` feeds in progress, claiming a batch whenever a batch's worth is done
         (not when a whole batch is: its slowest feed would hold the next batch back)."""
         assert self.pipeline is not None
-        batch = self.settings.fetch.concurrency
-        window = batch * IN_PROGRESS_PER_FETCH
+        window = self.settings.fetch.concurrency * IN_PROGRESS_PER_FETCH
+        batch = max(window // 2, 1)  # fewer, larger claims and outcome writes (a warm pass)
         done: set[int] = set()
         running: set[asyncio.Future[Any]] = set()
         room = asyncio.Event()
