@@ -236,6 +236,7 @@ class Pipeline:
             url=result.final_url,
             content_type=result.content_type,
         )
+        result.body = b""  # parsed; the feed may now wait a while for the pool and its store turn
         outcome.etag, outcome.last_modified = result.etag, result.last_modified
         outcome.title, outcome.site_url = parsed.title, parsed.site_url
         outcome.parse_warning = parsed.warning
@@ -332,6 +333,8 @@ class Pipeline:
             and known[c.key].article_id
             and known[c.key].fingerprint != c.fingerprint
         ]
+        parsed.entries = []  # known entries' text: not needed while the new ones are analysed
+        del candidates
         to_build = [c for c in fresh if c.canonical not in existing]
         articles = await asyncio.gather(
             *(self._build_article(job, parsed, c.entry, c.canonical) for c in to_build)
