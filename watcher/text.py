@@ -274,6 +274,17 @@ _STOPWORDS = {
 _STOPWORD_SETS = {lang: frozenset(words.split()) for lang, words in _STOPWORDS.items()}
 
 
+def _languages_by_stopword() -> dict[str, tuple[str, ...]]:
+    found: dict[str, tuple[str, ...]] = {}
+    for lang, stop in _STOPWORD_SETS.items():
+        for word in stop:
+            found[word] = (*found.get(word, ()), lang)
+    return found
+
+
+_STOPWORD_LANGS = _languages_by_stopword()
+
+
 def detect_language(text: str, *, sample: int = 4000) -> str | None:
     """Cheap language identification, script first: Hangul → ko, Kana → ja, Han only → zh; Thai,
     Greek, Hebrew by script; Cyrillic and Arabic script by marker letters; Latin script by counting
@@ -313,14 +324,11 @@ def _latin_language(text: str) -> str | None:
     words = [w.lower() for w in _WORDS.findall(text)]
     if len(words) < 8:
         return None
-    counts = Counter(words)
-    scores = sorted(
-        (
-            (sum(counts[w] for w in stop.intersection(counts)), lang)
-            for lang, stop in _STOPWORD_SETS.items()
-        ),
-        reverse=True,
-    )
+    totals = dict.fromkeys(_STOPWORD_SETS, 0)
+    for word, count in Counter(words).items():  # one lookup per distinct word, not per language
+        for lang in _STOPWORD_LANGS.get(word, ()):
+            totals[lang] += count
+    scores = sorted(((total, lang) for lang, total in totals.items()), reverse=True)
     (best, lang), (second, _) = scores[0], scores[1]
     enough = max(3, len(words) // 20)
     return lang if best >= enough and best >= 1.4 * second else None
