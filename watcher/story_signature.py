@@ -40,7 +40,9 @@ SHORT_HORIZON = timedelta(days=2)
 
 _CJK = "\u1100-\u11ff\u3040-\u30ff\u3130-\u318f\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af\uf900-\ufaff"
 _TOKEN = re.compile(f"[{_CJK}]|[^\\W_{_CJK}]+")
-_ASCII_TOKEN = re.compile(r"[a-z0-9]+")
+# ASCII letters and digits kept, everything else a separator: lower().translate().split() gives
+# what [a-z0-9]+ finds, 2.5x faster (tokenising was a fifth of a signature)
+_ASCII_WORD_SEP = {i: (i if chr(i).isalnum() and not chr(i).isupper() else 32) for i in range(128)}
 _CJK_CHAR = re.compile(f"[{_CJK}]")
 # Markers outlets put around one headline: (LEAD), (2nd LD), [속보], 【速報】, UPDATE 1-, (종합)…
 _BRACKETED = r"[\(\[【＜<〈][^\)\]】＞>〉]{1,12}[\)\]】＞>〉]"
@@ -103,7 +105,7 @@ class Signature:
 def tokens(text: str) -> list[str]:
     """NFKC, case-folded words; each Hangul/Kana/Han character is a token of its own."""
     if text.isascii():  # the same tokens, twice as fast
-        return _ASCII_TOKEN.findall(text.lower())
+        return text.lower().translate(_ASCII_WORD_SEP).split()
     return _TOKEN.findall(unicodedata.normalize("NFKC", text).casefold())
 
 
