@@ -216,3 +216,45 @@ def test_a_slow_feed_does_not_hold_back_the_feeds_claimed_after_it(
     assert (summary.feeds, summary.ok, summary.new_articles) == (11, 11, 22)
     assert reported[-1].endswith("/slow.xml"), reported
     assert len(reported) == len(set(reported)) == 11
+
+
+def test_each_feeds_database_work_takes_its_own_event_loop_turn(
+    threaded_httpserver, workspace, database_url
+):
+    """Between two feeds' stores the event loop turns (sockets are read, the pool is fed): a
+    ticker task that counts loop turns shows a different count at every feed's outcome, which
+    is reported in the same step as its store. (Feeds whose analysis came back together used
+    to be stored back to back in one turn.)"""
+    import asyncio
+
+    from watcher.daemon import Watcher
+
+    site = FeedSite(threaded_httpserver)
+    feeds = {f"Outlet {n}": site.add_feed(f"/t{n}.xml", items(f"t{n}", 3)) for n in range(40)}
+    workspace.write_feeds(feeds)
+    settings = workspace.settings(database_url=database_url, extract={"enabled": False})
+
+    async def run() -> list[int]:
+        turns = 0
+        seen: list[int] = []
+
+        async def ticker() -> None:
+            nonlocal turns
+            while True:
+                turns += 1
+                await asyncio.sleep(0)
+
+        watcher = Watcher(settings)
+        watcher.prepare()
+        try:
+            async with watcher:
+                ticking = asyncio.create_task(ticker())
+                summary = await watcher.poll(progress=lambda job, outcome: seen.append(turns))
+                ticking.cancel()
+        finally:
+            watcher.engine.dispose()
+        assert (summary.ok, summary.new_articles) == (40, 120)
+        return seen
+
+    seen = asyncio.run(run())
+    assert len(seen) == len(set(seen)) == 40, sorted(seen)
