@@ -279,15 +279,17 @@ class StoryIndex:
         if sig.is_long:  # long against long: bodies
             slots = self._usable(self.body_bands.query(sig.body, sig.body_keys), at, self.window)
             slots = slots[self.long[slots]]
-            scores = overlap(sig.body, sig.n_body, self.body[slots], self.n_body[slots])
-            found += self._passing(slots, scores, Basis.BODY)
+            if len(slots):  # most articles have no candidate: skip the scoring
+                scores = overlap(sig.body, sig.n_body, self.body[slots], self.n_body[slots])
+                found += self._passing(slots, scores, Basis.BODY)
         if sig.n_lead >= MIN_LEAD:  # a summary on either side: leads
             slots = self._usable(self.lead_bands.query(sig.lead, sig.lead_keys), at, short)
             slots = slots[self.n_lead[slots] >= MIN_LEAD]
             if sig.is_long:
                 slots = slots[~self.long[slots]]
-            scores = overlap(sig.lead, sig.n_lead, self.lead[slots], self.n_lead[slots])
-            found += self._passing(slots, scores, Basis.LEAD)
+            if len(slots):
+                scores = overlap(sig.lead, sig.n_lead, self.lead[slots], self.n_lead[slots])
+                found += self._passing(slots, scores, Basis.LEAD)
         if _title_hash(sig.title_key) in self.by_title:  # too little text: headlines
             slots = self._usable(np.array(self.by_title[_title_hash(sig.title_key)]), at, short)
             if sig.n_lead >= MIN_LEAD:
@@ -299,6 +301,8 @@ class StoryIndex:
         return Found(int(self.article_id[slot]), int(self.story_id[slot]), score, basis)
 
     def _usable(self, slots: np.ndarray, at: float, horizon: timedelta) -> np.ndarray:
+        if not len(slots):
+            return slots
         slots = slots[self.alive[slots]]
         return slots[np.abs(self.created[slots] - at) <= horizon.total_seconds()]
 
