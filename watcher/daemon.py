@@ -203,9 +203,10 @@ class Watcher:
     ) -> PollSummary:
         """Claim due feeds in batches and refresh them until none is due (or we are stopping).
 
-        Batches overlap: a new one is claimed as soon as one finishes, so the pool never idles
-        while the last feeds of a batch are stored (waiting for a whole batch cost a cold pass
-        a fifth of its time). Each batch's lease starts when it is claimed, not long before.
+        Batches overlap: the next is claimed as soon as half of the in-progress window is done,
+        so the pool does not idle while a batch's last feeds are stored (waiting for whole
+        batches, with stores run back to back, cost a cold pass a fifth of its time). A batch's
+        lease starts when it is claimed, not long before.
         """
         assert self.pipeline is not None, "use `async with Watcher(...)`"
         total = PollSummary(started_at=utcnow())
