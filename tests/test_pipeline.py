@@ -188,16 +188,19 @@ def test_an_edited_entry_becomes_a_new_version_of_its_article_in_its_story(
 def test_a_slow_feed_does_not_hold_back_the_feeds_claimed_after_it(
     threaded_httpserver, workspace, database_url
 ):
-    """Claims overlap: with batches of 4 (2 x fetch.concurrency), the feeds after a slow one are
-    claimed and stored while it still answers. (A whole claimed batch used to finish first.)"""
-    import time
+    """Claims overlap: with batches of 4 (2 x fetch.concurrency), the ten feeds after a slow one
+    are claimed and stored while it still answers. The slow feed answers only once all ten are
+    reported (or after 20 s: a poll that waits for whole batches reports some of them after it)."""
+    import threading
 
     from werkzeug import Response
 
     from tests.feedsite import FeedSpec, rss
 
+    fast_done = threading.Event()
+
     def slow(_request):
-        time.sleep(3)
+        fast_done.wait(timeout=20)
         spec = FeedSpec(items=items("slow", 2))
         return Response(
             rss(threaded_httpserver.url_for(""), spec), content_type="application/rss+xml"
@@ -212,7 +215,13 @@ def test_a_slow_feed_does_not_hold_back_the_feeds_claimed_after_it(
         database_url=database_url, fetch={"concurrency": 2}, extract={"enabled": False}
     )
     reported: list[str] = []
-    summary = poll_once(settings, progress=lambda job, outcome: reported.append(job.url))
+
+    def progress(job, outcome) -> None:
+        reported.append(job.url)
+        if sum(not url.endswith("/slow.xml") for url in reported) == 10:
+            fast_done.set()
+
+    summary = poll_once(settings, progress=progress)
     assert (summary.feeds, summary.ok, summary.new_articles) == (11, 11, 22)
     assert reported[-1].endswith("/slow.xml"), reported
     assert len(reported) == len(set(reported)) == 11
