@@ -127,9 +127,7 @@ class BandIndex:
                 pending += self._multi[key]
             if pending:
                 found.append(np.array(pending, dtype=np.int32))
-        if not found:
-            return np.empty(0, dtype=np.int32)
-        return np.unique(np.concatenate(found)) if len(found) > 1 else np.unique(found[0])
+        return np.unique(np.concatenate(found)) if found else np.empty(0, dtype=np.int32)
 
     def rebuild(self, slots: np.ndarray, sketches: np.ndarray) -> None:
         """Index exactly these slots (after loading or compacting the slab)."""
