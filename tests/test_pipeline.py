@@ -13,6 +13,7 @@ import pytest
 from tests.conftest import Workspace, poll_once, stored_rows
 from tests.feedsite import FeedSite, Item, items
 from watcher.db.models import Article, Feed, FeedEntry, Match
+from watcher.identity import text_fingerprint
 from watcher.timeutil import utcnow
 
 
@@ -133,6 +134,22 @@ def test_extract_false_uses_the_feed_text(site, workspace, settings):
     poll_once(settings)
     assert all(a.text_method == "feed" for a in stored_rows(settings, Article))
     assert site.hits["/articles/f-0.html"] == 0
+
+
+def test_content_hash_is_the_hash_of_the_stored_title_and_text(site, workspace, settings):
+    """Feed-text articles take their entry's fingerprint as content hash (the same inputs),
+    extracted ones hash their page text: either way it is the hash of what was stored, which
+    is what an edit is compared against."""
+    full = site.add_feed("/full.xml", items("f", 2))
+    page = site.add_feed("/page.xml", items("p", 2))
+    untitled = Item("u", "", "An entry without a headline, about the GSOMIA pact.")
+    bare = site.add_feed("/bare.xml", [untitled])
+    workspace.write_feeds({"Full": full, "Page": page, "Bare": bare}, Full={"extract": "false"})
+    poll_once(settings)
+    articles = stored_rows(settings, Article)
+    assert {a.text_method for a in articles} == {"feed", "trafilatura"}
+    for article in articles:
+        assert article.content_hash == text_fingerprint(article.title, article.text), article.url
 
 
 def test_article_links_to_private_addresses_are_refused_by_default(site, workspace, database_url):

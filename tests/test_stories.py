@@ -496,6 +496,49 @@ def test_band_keys_computed_in_a_worker_change_nothing() -> None:
     assert plain.best(sig, at) is not None  # the texts do cluster: the comparison meant something
 
 
+def _story_texts(count: int, stories: int, seed: int) -> list[tuple[str, str]]:
+    """`count` texts from `stories` stories; copies of one story differ by a word or two."""
+    import random
+
+    rng = random.Random(seed)
+    words = [f"w{rng.randrange(5000)}" for _ in range(stories * 300)]
+    texts = []
+    for n in range(count):
+        start = rng.randrange(stories) * 300
+        copy = words[start : start + (300 if n % 3 else 40)]  # a third are short: leads only
+        copy[n % len(copy)] = f"edit{n}"
+        texts.append((f"Story {n}", " ".join(copy)))
+    return texts
+
+
+@pytest.mark.parametrize("merge_at", [7, 2048])
+def test_a_batch_lookahead_finds_what_lookups_one_at_a_time_find(
+    merge_at: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A feed's articles look up their band hits together; each must still find what a lookup of
+    its own finds, including articles of its own batch added just before it and across merges
+    of the pending entries (merge_at=7: several merges inside one batch)."""
+    from watcher import story_index
+    from watcher.story_index import with_band_keys
+
+    monkeypatch.setattr(story_index, "MERGE_AT", merge_at)
+    at = datetime(2026, 11, 21, tzinfo=UTC)
+    sigs = [with_band_keys(signature(t, x)) for t, x in _story_texts(300, 12, seed=3)]
+    alone, batched = StoryIndex(timedelta(days=7), 0.6), StoryIndex(timedelta(days=7), 0.6)
+    joined = 0
+    for start in range(0, len(sigs), 20):
+        batch = sigs[start : start + 20]
+        ahead = batched.lookahead(batch, [at] * len(batch))
+        for n, (sig, lookahead) in enumerate(zip(batch, ahead, strict=True), start):
+            expected = alone.best(sig, at)
+            assert batched.best(sig, at, lookahead) == expected, n
+            joined += expected is not None
+            story = expected.story_id if expected else n
+            alone.add(n, story, at, sig)
+            batched.add(n, story, at, sig)
+    assert joined > 200  # most copies found their story: the comparison meant something
+
+
 def test_one_batch_starts_and_joins_its_own_stories(database_url: str) -> None:
     """A feed's new articles are placed in one batch and its new Story rows written together:
     copies inside the batch join the story the first one started, with real ids everywhere."""

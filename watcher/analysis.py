@@ -21,9 +21,13 @@ class TextFacts:
     content_hash: str
 
 
-def analyse(texts: Sequence[tuple[str, str]]) -> list[TextFacts]:
-    """(title, text) pairs → their signature and content hash, in order."""
+def analyse(
+    texts: Sequence[tuple[str, str]], hashes: Sequence[str | None] | None = None
+) -> list[TextFacts]:
+    """(title, text) pairs → their signature and content hash, in order. `hashes`: content
+    hashes already known (an article of the feed's own text has its entry's fingerprint)."""
+    known = hashes or [None] * len(texts)
     return [
-        TextFacts(with_band_keys(signature(t, text)), text_fingerprint(t, text))
-        for t, text in texts
+        TextFacts(with_band_keys(signature(t, text)), content_hash or text_fingerprint(t, text))
+        for (t, text), content_hash in zip(texts, known, strict=True)
     ]

@@ -336,14 +336,10 @@ class Pipeline:
         parsed.entries = []  # known entries' text: not needed while the new ones are analysed
         del candidates
         to_build = [c for c in fresh if c.canonical not in existing]
-        articles = await asyncio.gather(
-            *(self._build_article(job, parsed, c.entry, c.canonical) for c in to_build)
-        )
+        articles = await asyncio.gather(*(self._build_article(job, parsed, c) for c in to_build))
         for candidate, article in zip(to_build, articles, strict=True):
             candidate.article = article
-        updates = await asyncio.gather(
-            *(self._build_article(job, parsed, c.entry, c.canonical) for c, _ in edited)
-        )
+        updates = await asyncio.gather(*(self._build_article(job, parsed, c) for c, _ in edited))
         await self._analyse([*articles, *updates])
         ruleset = self.rules()
         suppress = not job.primed and not self.settings.backfill
@@ -465,9 +461,10 @@ class Pipeline:
         return stored
 
     async def _build_article(
-        self, job: feed_db.FeedJob, parsed: ParsedFeed, entry: Entry, canonical: str | None
+        self, job: feed_db.FeedJob, parsed: ParsedFeed, candidate: Candidate
     ) -> BuiltArticle:
         """An article (not yet stored): the page's extracted text, or the feed's own text."""
+        entry, canonical = candidate.entry, candidate.canonical
         extracted, problem = await self._extract(job, entry, canonical)
         feed_text = entry.content or entry.summary
         text, method = feed_text, "feed"
@@ -477,6 +474,8 @@ class Pipeline:
             text, method = extracted.text, extracted.method
         title = entry.title or (extracted.title if extracted else None) or ""
         lang = (extracted.lang if extracted else None) or entry.lang or parsed.lang
+        # the entry's fingerprint hashes exactly (title, feed text): no need to hash it again
+        known_hash = candidate.fingerprint if method == "feed" and title == entry.title else ""
         return BuiltArticle(
             article_db.new_article_row(
                 feed_id=job.id,
@@ -492,6 +491,7 @@ class Pipeline:
                 lang=lang or detect_language(f"{title}\n{text}"),
                 source=job.title or parsed.title,
                 published_at=entry.published or (extracted.published if extracted else None),
+                content_hash=known_hash,
             )
         )
 
@@ -500,7 +500,10 @@ class Pipeline:
         if not articles:
             return
         texts = [(a.row["title"], a.row["text"]) for a in articles]
-        for article, facts in zip(articles, await self.cpu.run(analyse, texts), strict=True):
+        hashes = [a.row["content_hash"] or None for a in articles]
+        for article, facts in zip(
+            articles, await self.cpu.run(analyse, texts, hashes), strict=True
+        ):
             article.facts = facts
             article.row["content_hash"] = facts.content_hash
 

@@ -24,7 +24,7 @@ from sqlmodel import Session
 
 from watcher.config import StoriesSettings
 from watcher.db import stories as story_db
-from watcher.story_index import StoryIndex
+from watcher.story_index import Ahead, StoryIndex
 from watcher.story_signature import Signature, signature
 
 log = logging.getLogger("watcher.stories")
@@ -135,7 +135,13 @@ class StoryClusterer:
             if items and time.monotonic() - self._refreshed_at >= self.refresh_seconds:
                 self.refresh(session, items[0].created_at)
             try:
-                assignments = [self._place(session, item, batch) for item in items]
+                ahead = self.index.lookahead(
+                    [item.signature for item in items], [item.created_at for item in items]
+                )
+                assignments = [
+                    self._place(session, item, batch, lookahead)
+                    for item, lookahead in zip(items, ahead, strict=True)
+                ]
                 real = batch.write(session)
             except BaseException:  # no placeholder id may outlive its batch in the index
                 for members in batch.members.values():
@@ -154,7 +160,9 @@ class StoryClusterer:
             )
         return assignments
 
-    def _place(self, session: Session, item: NewArticle, batch: _NewStories) -> StoryAssignment:
+    def _place(
+        self, session: Session, item: NewArticle, batch: _NewStories, ahead: Ahead
+    ) -> StoryAssignment:
         """The story for one article; the index learns it at once (the next one may join it)."""
         sig = item.signature
         if item.article_id in self.index:  # assigned before (or a rolled-back attempt)
@@ -163,7 +171,7 @@ class StoryClusterer:
                 self._replace(session, stored, sig)
                 return StoryAssignment(stored.story_id, False, None)
             self.index.remove(item.article_id)
-        found = self.index.best(sig, item.created_at)
+        found = self.index.best(sig, item.created_at, ahead)
         while found is not None and not self._join(session, found.story_id, item, batch):
             # That story's transaction rolled back: forget its members and look again.
             self.index.remove_story(found.story_id)

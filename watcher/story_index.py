@@ -26,6 +26,7 @@ from watcher.story_signature import (
     Basis,
     Signature,
     overlap,
+    overlap_rows,
     required,
 )
 
@@ -33,7 +34,9 @@ BODY_BANDS = 32  # × 2 rows: a pair with Jaccard 0.3 is a candidate with p ≈ 
 LEAD_BANDS = 32  # a summary overlapping a lead by 0.75 can have Jaccard 0.27: p ≈ 0.91
 BAND_ROWS = 2
 MERGE_AT = 2048  # pending band entries (per article) merged into the sorted arrays in batches
+SETTLE_AT = 64  # ... or sooner, before a batch lookup (`BandIndex.settle`)
 _MIX = np.uint64(0x9E3779B97F4A7C15)
+_NO_SLOTS = np.empty(0, dtype=np.int32)
 _ARRAYS = (
     *("article_id", "story_id", "created", "title", "n_body", "n_lead", "long", "body", "lead"),
     "alive",
@@ -91,6 +94,7 @@ class BandIndex:
         self._single: dict[int, int] = {}
         self._multi: dict[int, list[int]] = {}
         self._pending_count = 0
+        self.generation = 0  # changes whenever the merged arrays do
 
     def band_keys(self, sketch: np.ndarray, keys: np.ndarray | None = None) -> np.ndarray:
         return band_keys(sketch, self.bands, self.rows) if keys is None else keys
@@ -113,6 +117,7 @@ class BandIndex:
             self._merge()
 
     def query(self, sketch: np.ndarray, keys: np.ndarray | None = None) -> np.ndarray:
+        """Slots sharing a band with the sketch, sorted."""
         keys = self.band_keys(sketch, keys)
         lo = np.searchsorted(self._keys, keys, "left")
         hi = np.searchsorted(self._keys, keys, "right")
@@ -120,17 +125,50 @@ class BandIndex:
         found = [
             self._slots[a:b] for a, b in zip(lo[hits].tolist(), hi[hits].tolist(), strict=True)
         ]
-        if self._pending_count:
-            listed = keys.tolist()
-            pending = [self._single[key] for key in self._single.keys() & listed]
-            for key in self._multi.keys() & listed:
-                pending += self._multi[key]
-            if pending:
-                found.append(np.array(pending, dtype=np.int32))
-        return np.unique(np.concatenate(found)) if found else np.empty(0, dtype=np.int32)
+        pending = self.pending(keys)
+        if len(pending):
+            found.append(pending)
+        return np.unique(np.concatenate(found)) if found else _NO_SLOTS
+
+    def pending(self, keys: np.ndarray) -> np.ndarray:
+        """The slots not merged yet sharing a band key with `keys`, sorted. Their slots are all
+        higher than the merged ones (slots only grow; a rebuild leaves nothing pending)."""
+        if not self._pending_count:
+            return _NO_SLOTS
+        listed = keys.tolist()
+        found = [self._single[key] for key in self._single.keys() & listed]
+        for key in self._multi.keys() & listed:
+            found += self._multi[key]
+        return np.unique(np.array(found, dtype=np.int32)) if found else _NO_SLOTS
+
+    def settle(self) -> None:
+        """Merge the pending entries early when they are many for the merged ones' size: a
+        batch lookup (`pairs`) then covers nearly everything and `pending` finds little. Each
+        merge copies the arrays, so the smaller they are the sooner it pays."""
+        merged = len(self._keys) // self.bands
+        if self._pending_count >= max(SETTLE_AT, merged // 16):
+            self._merge()
+
+    def pairs(self, keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(row, slot) for every merged slot sharing a band key with a row of `keys` (one
+        sketch's keys per row), sorted by row then slot, each pair once: a whole batch's lookups
+        in a handful of array operations."""
+        flat = keys.ravel()
+        lo = np.searchsorted(self._keys, flat, "left")
+        sizes = np.searchsorted(self._keys, flat, "right") - lo
+        hit = np.flatnonzero(sizes)
+        if not len(hit):
+            return np.empty(0, dtype=np.int64), _NO_SLOTS
+        sizes = sizes[hit]
+        ends = np.cumsum(sizes)
+        at = np.arange(int(ends[-1])) + np.repeat(lo[hit] - (ends - sizes), sizes)
+        rows = np.repeat(hit // self.bands, sizes).astype(np.int64)
+        pairs = np.unique((rows << 32) | self._slots[at].astype(np.int64))
+        return pairs >> 32, (pairs & 0xFFFFFFFF).astype(np.int32)
 
     def rebuild(self, slots: np.ndarray, sketches: np.ndarray) -> None:
         """Index exactly these slots (after loading or compacting the slab)."""
+        self.generation += 1
         self._single, self._multi, self._pending_count = {}, {}, 0
         if len(slots) == 0:
             self._keys, self._slots = np.empty(0, dtype=np.uint32), np.empty(0, dtype=np.int32)
@@ -146,6 +184,7 @@ class BandIndex:
         self._slots = np.repeat(slots.astype(np.int32), self.bands)[order]
 
     def _merge(self) -> None:
+        self.generation += 1
         single, multi = self._single, self._multi
         keys = np.fromiter(single.keys(), dtype=np.uint32, count=len(single))
         slots = np.fromiter(single.values(), dtype=np.int32, count=len(single))
@@ -168,6 +207,15 @@ class BandIndex:
 
 
 Candidate = tuple[float, float, int, Basis]  # score, created (newest wins a tie), slot, basis
+
+
+@dataclass(frozen=True, slots=True)
+class Ahead:
+    """One article's candidates among the merged entries (`StoryIndex.lookahead`)."""
+
+    token: tuple[int, int, int]
+    body: list[Candidate]
+    lead: list[Candidate]
 
 
 @dataclass(frozen=True, slots=True)
@@ -201,6 +249,7 @@ class StoryIndex:
         self.body_bands = BandIndex(BODY_BANDS)
         self.lead_bands = BandIndex(LEAD_BANDS)
         self._expired_until = float("-inf")
+        self._removals = 0
 
     def __len__(self) -> int:
         return len(self.slot_of)
@@ -236,6 +285,7 @@ class StoryIndex:
         slot = self.slot_of.pop(article_id, None)
         if slot is None:
             return
+        self._removals += 1
         self.alive[slot] = False
         key = int(self.title[slot])
         if key:
@@ -270,18 +320,49 @@ class StoryIndex:
         return len(old)
 
     # -- lookup -----------------------------------------------------------------------------
-    def best(self, sig: Signature, created_at: datetime) -> Found | None:
-        """The most similar article whose story `sig` joins (the rule of `joins`, vectorised)."""
+    def lookahead(self, sigs: Sequence[Signature], created: Sequence[datetime]) -> list[Ahead]:
+        """The candidates a batch of new articles (a feed's) has among the merged band entries,
+        scored for the whole batch in a few array operations; `best` then only looks at entries
+        added since (pending), such as the batch's own earlier articles. Per-article lookups
+        were a few dozen small numpy calls each, most of the story stage of a cold pass."""
+        self.body_bands.settle()
+        self.lead_bands.settle()
+        at = np.array([moment.timestamp() for moment in created])
+        body = self._batch_candidates(sigs, at, Basis.BODY)
+        lead = self._batch_candidates(sigs, at, Basis.LEAD)
+        token = self._token()
+        return [Ahead(token, body.get(i, []), lead.get(i, [])) for i in range(len(sigs))]
+
+    def best(
+        self, sig: Signature, created_at: datetime, ahead: Ahead | None = None
+    ) -> Found | None:
+        """The most similar article whose story `sig` joins (the rule of `joins`, vectorised).
+        `ahead`: this signature's entry of `lookahead`, used unless the merged entries changed
+        since (a merge, a removal)."""
         at, short = created_at.timestamp(), min(self.window, SHORT_HORIZON)
+        if ahead is not None and ahead.token != self._token():
+            ahead = None
         found: list[Candidate] = []
         if sig.is_long:  # long against long: bodies
-            slots = self._usable(self.body_bands.query(sig.body, sig.body_keys), at, self.window)
+            keys = self.body_bands.band_keys(sig.body, sig.body_keys)
+            if ahead is None:
+                hits = self.body_bands.query(sig.body, keys)
+            else:
+                found += ahead.body
+                hits = self.body_bands.pending(keys)
+            slots = self._usable(hits, at, self.window)
             slots = slots[self.long[slots]]
             if len(slots):  # most articles have no candidate: skip the scoring
                 scores = overlap(sig.body, sig.n_body, self.body[slots], self.n_body[slots])
                 found += self._passing(slots, scores, Basis.BODY)
         if sig.n_lead >= MIN_LEAD:  # a summary on either side: leads
-            slots = self._usable(self.lead_bands.query(sig.lead, sig.lead_keys), at, short)
+            keys = self.lead_bands.band_keys(sig.lead, sig.lead_keys)
+            if ahead is None:
+                hits = self.lead_bands.query(sig.lead, keys)
+            else:
+                found += ahead.lead
+                hits = self.lead_bands.pending(keys)
+            slots = self._usable(hits, at, short)
             slots = slots[self.n_lead[slots] >= MIN_LEAD]
             if sig.is_long:
                 slots = slots[~self.long[slots]]
@@ -297,6 +378,59 @@ class StoryIndex:
             return None
         score, _, slot, basis = max(found, key=lambda item: (item[0], item[1]))
         return Found(int(self.article_id[slot]), int(self.story_id[slot]), score, basis)
+
+    def _batch_candidates(
+        self, sigs: Sequence[Signature], at: np.ndarray, basis: Basis
+    ) -> dict[int, list[Candidate]]:
+        """`best`'s body or lead candidates among the merged entries, for many signatures:
+        the same filters and scores, on (signature, slot) pairs."""
+        body = basis is Basis.BODY
+        bands = self.body_bands if body else self.lead_bands
+        rows = [
+            i for i, sig in enumerate(sigs) if (sig.is_long if body else sig.n_lead >= MIN_LEAD)
+        ]
+        if not rows:
+            return {}
+        sketches = np.stack([sigs[i].body if body else sigs[i].lead for i in rows])
+        keys = [sigs[i].body_keys if body else sigs[i].lead_keys for i in rows]
+        row, slots = bands.pairs(
+            np.stack([bands.band_keys(sketch, k) for sketch, k in zip(sketches, keys, strict=True)])
+        )
+        owner = np.array(rows, dtype=np.int64)[row]
+        horizon = self.window if body else min(self.window, SHORT_HORIZON)
+        keep = self.alive[slots] & (
+            np.abs(self.created[slots] - at[owner]) <= horizon.total_seconds()
+        )
+        if body:
+            keep &= self.long[slots]
+        else:
+            keep &= self.n_lead[slots] >= MIN_LEAD
+            keep &= ~(self.long[slots] & np.array([sig.is_long for sig in sigs])[owner])
+        row, owner, slots = row[keep], owner[keep], slots[keep]
+        if not len(slots):
+            return {}
+        sizes = np.array([sig.n_body if body else sig.n_lead for sig in sigs])
+        scores = overlap_rows(
+            sketches[row],
+            sizes[owner],
+            (self.body if body else self.lead)[slots],
+            (self.n_body if body else self.n_lead)[slots],
+        )
+        passing = scores >= required(basis, self.threshold)
+        found: dict[int, list[Candidate]] = {}
+        for i, slot, score, created in zip(
+            owner[passing].tolist(),
+            slots[passing].tolist(),
+            scores[passing].tolist(),
+            self.created[slots[passing]].tolist(),
+            strict=True,
+        ):
+            found.setdefault(i, []).append((score, created, slot, basis))
+        return found
+
+    def _token(self) -> tuple[int, int, int]:
+        """Changes whenever a `lookahead` may no longer hold: merged entries added or removed."""
+        return self.body_bands.generation, self.lead_bands.generation, self._removals
 
     def _usable(self, slots: np.ndarray, at: float, horizon: timedelta) -> np.ndarray:
         if not len(slots):

@@ -212,11 +212,19 @@ def overlap(
     """Estimated |A∩B| / min(|A|, |B|) of one sketch against rows of sketches."""
     if n_query == 0:
         return np.zeros(len(others))
-    jaccard = (others == query).sum(axis=1) / query.shape[0]
+    return overlap_rows(query, n_query, others, n_others)
+
+
+def overlap_rows(
+    queries: np.ndarray, n_queries: np.ndarray | int, others: np.ndarray, n_others: np.ndarray
+) -> np.ndarray:
+    """`overlap` of queries[i] with others[i] (a single query broadcasts to every row)."""
+    jaccard = (others == queries).sum(axis=1) / others.shape[1]
     jaccard[(others == _EMPTY).all(axis=1)] = 0.0
     sizes = n_others.astype(np.float64)
-    shared = jaccard * (sizes + n_query) / (1.0 + jaccard)
-    return np.clip(shared / np.maximum(np.minimum(sizes, n_query), 1.0), 0.0, 1.0)
+    shared = jaccard * (sizes + n_queries) / (1.0 + jaccard)
+    found = np.clip(shared / np.maximum(np.minimum(sizes, n_queries), 1.0), 0.0, 1.0)
+    return np.where(np.asarray(n_queries) == 0, 0.0, found)
 
 
 def basis(a: Signature, b: Signature) -> Basis:
