@@ -317,7 +317,7 @@ class Pipeline:
         async with self._turn():
             with session_scope(self.engine) as session:
                 known = article_db.known_entries(session, job.id, candidates)
-                existing = article_db.articles_by_canonical_url(
+                existing = article_db.article_ids_by_canonical_url(
                     session,
                     (
                         c.canonical
@@ -371,7 +371,7 @@ class Pipeline:
         stored = article_db.add_article_rows(session, rows)
         article_ids = {c.key: article_id for c, (article_id, _) in zip(built, stored, strict=True)}
         unbuilt = [c.canonical for c in fresh if c.article is None and c.canonical]
-        known = article_db.articles_by_canonical_url(session, unbuilt)
+        known = article_db.article_ids_by_canonical_url(session, unbuilt)
         new = [
             (c.article, article_id)
             for c, (article_id, is_new) in zip(built, stored, strict=True)
@@ -381,7 +381,7 @@ class Pipeline:
         links = [
             (
                 c.key,
-                article_ids.get(c.key) or (known[c.canonical].id if c.canonical in known else None),
+                article_ids.get(c.key) or known.get(c.canonical or ""),
                 c.fingerprint,
             )
             for c in fresh
@@ -424,7 +424,7 @@ class Pipeline:
         self,
         session: Session,
         candidate: Candidate,
-        entry_row: FeedEntry,
+        entry_row: article_db.KnownEntry,
         update: BuiltArticle,
         ruleset: RuleSet,
     ) -> int:
