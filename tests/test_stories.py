@@ -468,6 +468,22 @@ def test_our_minhash_gives_datasketchs_values(size: int) -> None:
     assert minhash(hashes, NUM_PERM).tolist() == reference.hashvalues.tolist()
 
 
+def test_signatures_count_distinct_shingles_and_ignore_repeats() -> None:
+    """A sketch is computed over the shingles as they come (repeats included) and the sizes
+    counted without building the set: both must be what the set gives."""
+    from watcher.story_signature import WORD_SHINGLE, minhash, rolling_hashes, tokens
+
+    rng = np.random.default_rng(5)
+    hashes = rng.integers(0, 2**32, 400, dtype=np.uint64).astype(np.uint32)
+    repeated = np.concatenate([hashes, hashes[::3], hashes[:7]])
+    assert np.array_equal(minhash(repeated, NUM_PERM), minhash(np.unique(hashes), NUM_PERM))
+    text = " ".join(["the talks resumed in Seoul"] * 30 + [f"word{n}" for n in range(300)])
+    sig = signature("Talks", text)
+    shingles = np.unique(rolling_hashes(tokens(text), WORD_SHINGLE))
+    assert sig.n_body == len(shingles) < len(tokens(text))
+    assert np.array_equal(sig.body, minhash(shingles, NUM_PERM))
+
+
 def test_band_keys_computed_in_a_worker_change_nothing() -> None:
     """The CPU pool precomputes each signature's LSH band keys; an index fed those must find
     exactly what one computing them itself finds."""

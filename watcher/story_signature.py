@@ -159,13 +159,16 @@ class MinHasher:
         self.a = gen.randint(0, 1 << 31, num_perm, dtype=np.uint32) * np.uint32(2) + np.uint32(1)
         self.b = gen.randint(0, 1 << 32, num_perm, dtype=np.uint32)
         self.num_perm = num_perm
+        self._a_column, self._b_column = self.a.reshape(-1, 1), self.b.reshape(-1, 1)
 
     def __call__(self, hashes: np.ndarray) -> np.ndarray:
-        """The sketch of a set of 32-bit shingle hashes (all _EMPTY for an empty set)."""
+        """The sketch of a set of 32-bit shingle hashes (all _EMPTY for an empty set); repeats
+        change nothing. One row per permutation: the minimum runs along contiguous memory."""
         if not len(hashes):
             return np.full(self.num_perm, _EMPTY, dtype=np.uint32)
-        hv = _fmix32(hashes.astype(np.uint32, copy=False)).reshape(-1, 1)
-        return (hv * self.a + self.b).min(axis=0)
+        values = self._a_column * _fmix32(hashes.astype(np.uint32, copy=False))
+        values += self._b_column
+        return values.min(axis=1)
 
 
 def _fmix32(hv: np.ndarray) -> np.ndarray:
@@ -188,19 +191,25 @@ def signature(title: str, text: str) -> Signature:
     words = tokens(text)
     cjk = not text.isascii() and is_cjk(words)
     size = CJK_SHINGLE if cjk else WORD_SHINGLE
-    shingles = rolling_hashes(words, size)
-    lead_words = LEAD_CJK if cjk else LEAD_WORDS
-    body = np.unique(shingles)
-    lead = np.unique(shingles[: max(lead_words - size + 1, 1)])
-    long = len(body) >= (MIN_BODY_CJK if cjk else MIN_BODY)
-    return Signature(
+    body = rolling_hashes(words, size)
+    lead = body[: max((LEAD_CJK if cjk else LEAD_WORDS) - size + 1, 1)]
+    n_body = _distinct(body)
+    return Signature(  # a minimum over repeated shingles is the minimum over their set
         minhash(body, NUM_PERM),
         minhash(lead, LEAD_PERM),
-        len(body),
-        len(lead),
+        n_body,
+        _distinct(lead),
         title_key(title),
-        long,
+        n_body >= (MIN_BODY_CJK if cjk else MIN_BODY),
     )
+
+
+def _distinct(values: np.ndarray) -> int:
+    """How many different values (np.unique builds the set only to count it here)."""
+    if len(values) < 2:
+        return len(values)
+    ordered = np.sort(values)
+    return int(np.count_nonzero(ordered[1:] != ordered[:-1])) + 1
 
 
 # -- comparing ----------------------------------------------------------------------------
