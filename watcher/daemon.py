@@ -9,6 +9,7 @@ assignment; an invalid edit keeps the previous set.
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import os
 import signal
@@ -28,7 +29,7 @@ from sqlalchemy.exc import OperationalError
 
 from watcher import __version__, metrics
 from watcher.config import Settings, redact_url
-from watcher.cpu import CpuPool, run_isolated
+from watcher.cpu import CpuPool, run_isolated, tune_gc
 from watcher.db import deliveries as delivery_db
 from watcher.db import feeds as feed_db
 from watcher.db import state
@@ -135,6 +136,8 @@ class Watcher:
         self.ruleset = load_rules(self.settings.rules_dir)
         self._record_rules(error=None)
         self.sync_feeds()
+        gc.collect()  # what loading left behind, before collections become rarer
+        tune_gc()
 
     async def __aenter__(self) -> Watcher:
         fetcher = await self._stack.enter_async_context(Fetcher(self.settings.fetch))

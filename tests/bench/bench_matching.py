@@ -26,6 +26,7 @@ if __package__ in (None, ""):  # run as a script: make `tests` and `watcher` imp
     sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from tests.bench._rulegen import BenchWorld, analyst_rules, bench_articles
+from watcher.cpu import tune_gc
 from watcher.query import CompiledRule, Engine, parse, reference_match
 
 
@@ -63,6 +64,7 @@ def run(
     `freeze`: call gc.freeze() after building, so the cyclic GC stops traversing the rules'
     hundreds of thousands of long-lived objects at every full collection.
 
+    The garbage collector is set as the daemon sets it (`watcher.cpu.tune_gc`).
     Rates are per second of CPU time of this single thread (the machine may be shared; wall-clock
     rates are given too), measured on a second pass over the articles (steady state; the first
     pass, which also compiles rules on first use, is articles_per_s_cold).
@@ -71,6 +73,17 @@ def run(
     building), engine_mb_after (after matching: compiled rules too), matches_per_article,
     candidates_per_article, anchors, unanchored, calibration_us, gc_freeze.
     """
+    threshold = gc.get_threshold()
+    tune_gc()  # as the daemon runs (watcher.cpu.GC_YOUNG_THRESHOLD)
+    try:
+        return _run(n_rules, n_articles, baseline_articles, seed, scale, freeze)
+    finally:
+        gc.set_threshold(*threshold)
+
+
+def _run(
+    n_rules: int, n_articles: int, baseline_articles: int, seed: int, scale: int, freeze: bool
+) -> dict:
     world = BenchWorld(seed, scale or max(1, n_rules // 10_000))
     queries = analyst_rules(world, n_rules, seed=seed + 4)
     started = time.process_time()
@@ -136,6 +149,7 @@ def run(
         "article_bytes": round(sum(len(a.text.encode()) for a in articles) / len(articles)),
         "calibration_us": calibration(),
         "gc_freeze": freeze,
+        "gc_threshold": list(gc.get_threshold()),
     }
 
 
