@@ -34,7 +34,6 @@ def tune_gc() -> None:
     gc.set_threshold(GC_YOUNG_THRESHOLD, middle, old)
 
 
-
 def _warm() -> None:
     """Import the heavy modules once per worker, not on the first article."""
     os.nice(WORKER_NICENESS)

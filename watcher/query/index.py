@@ -10,10 +10,11 @@ most articles are only ever asked "is this word here?".
 from __future__ import annotations
 
 import bisect
+from collections.abc import Sequence
 from itertools import accumulate
 
 from watcher.domain import Article
-from watcher.query.text import CJK_CHAR_RE, TOKEN_RE, Folded, fold, tokenize
+from watcher.query.text import CJK_CHAR_RE, TOKEN_RE, Folded, fold, spaced_tokens, tokenize
 
 # Internal fields. `source:` searches the outlet name AND the host; `url`/`lang` here are the
 # tokenised forms, used only when a rule lists them as default fields.
@@ -48,10 +49,10 @@ class FieldIndex:
         "tset",
     )
 
-    def __init__(self, raw: str, slot: int) -> None:
+    def __init__(self, raw: str, slot: int, folded: Folded | None = None) -> None:
         self.slot = slot  # which of FIELD_NAMES this is
         self.raw = raw
-        self.folded: Folded = fold(raw)
+        self.folded: Folded = folded or fold(raw)
         self.norm = self.folded.norm
         self.tokens = tokenize(self.norm)
         self.tset = set(self.tokens)
@@ -178,14 +179,21 @@ class ArticleIndex:
 
     __slots__ = ("_url", "article", "fields", "lang", "sets", "slots")
 
-    def __init__(self, article: Article, slots: tuple[int, ...] = ALL_SLOTS) -> None:
+    def __init__(
+        self,
+        article: Article,
+        slots: tuple[int, ...] = ALL_SLOTS,
+        folded: Sequence[Folded] | None = None,
+    ) -> None:
+        """`folded`: the slots' folded texts when already at hand (`fold_fields`)."""
         self.article = article
         self.slots = slots
         self._url: str | None = None
         self.lang = (article.lang or "").strip().lower()
         fields = list(_EMPTY)
-        for slot in slots:
-            fields[slot] = FieldIndex(_RAW[slot](article), slot)
+        for n, slot in enumerate(slots):
+            raw = _RAW[slot](article)
+            fields[slot] = FieldIndex(raw, slot, folded[n] if folded is not None else None)
         self.fields = tuple(fields)
         self.sets = tuple(f.tset for f in fields)
 
@@ -196,8 +204,8 @@ class ArticleIndex:
             self._url = fold(self.article.url).norm
         return self._url
 
-    def presearch_text(self) -> str:
-        """Every distinct token once, space-separated: what the anchor automaton scans."""
+    def vocabulary_text(self) -> str:
+        """Every distinct token once between spaces: `presearch_text` without repeats."""
         sets = self.sets
         vocabulary = sets[0].union(*(sets[s] for s in self.slots if s))
         return " " + " ".join(vocabulary) + " "
@@ -208,3 +216,16 @@ class ArticleIndex:
 
 
 _EMPTY = tuple(FieldIndex("", slot) for slot in ALL_SLOTS)
+
+
+def fold_fields(article: Article, slots: tuple[int, ...]) -> list[Folded]:
+    """The folded text of each of these fields of an article."""
+    return [fold(_RAW[slot](article)) for slot in slots]
+
+
+def presearch_text(fields: Sequence[Folded]) -> str:
+    """The fields' tokens between spaces, with a space at each end: what the anchor automaton
+    scans. No anchor spans two tokens (a word, a word's start, a CJK run), so this finds what
+    scanning each distinct token would, and it needs no index: most articles have no anchor
+    at all and are then never indexed."""
+    return " " + " ".join(spaced_tokens(f.norm) for f in fields) + " "

@@ -59,6 +59,13 @@ def tokenize(norm: str) -> list[str]:
     return TOKEN_RE.findall(norm)
 
 
+def spaced_tokens(norm: str) -> str:
+    """The words of folded text with only spaces between them (`tokenize` without the list)."""
+    if norm.isascii():
+        return norm.translate(_ASCII_SEP)
+    return " ".join(TOKEN_RE.findall(norm))
+
+
 def _is_diacritic(ch: str) -> bool:
     code = ord(ch)
     return any(lo <= code <= hi for lo, hi in _DIACRITIC_BLOCKS)
