@@ -152,17 +152,20 @@ class BandIndex:
     def pairs(self, keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(row, slot) for every merged slot sharing a band key with a row of `keys` (one
         sketch's keys per row), sorted by row then slot, each pair once: a whole batch's lookups
-        in a handful of array operations."""
+        in a handful of array operations. The keys are looked up in sorted order: the binary
+        searches then walk nearby paths of arrays too big for the CPU cache."""
         flat = keys.ravel()
-        lo = np.searchsorted(self._keys, flat, "left")
-        sizes = np.searchsorted(self._keys, flat, "right") - lo
+        order = np.argsort(flat)
+        needles = flat[order]
+        lo = np.searchsorted(self._keys, needles, "left")
+        sizes = np.searchsorted(self._keys, needles, "right") - lo
         hit = np.flatnonzero(sizes)
         if not len(hit):
             return np.empty(0, dtype=np.int64), _NO_SLOTS
         sizes = sizes[hit]
         ends = np.cumsum(sizes)
         at = np.arange(int(ends[-1])) + np.repeat(lo[hit] - (ends - sizes), sizes)
-        rows = np.repeat(hit // self.bands, sizes).astype(np.int64)
+        rows = np.repeat(order[hit] // self.bands, sizes).astype(np.int64)
         pairs = np.unique((rows << 32) | self._slots[at].astype(np.int64))
         return pairs >> 32, (pairs & 0xFFFFFFFF).astype(np.int32)
 
