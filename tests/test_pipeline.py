@@ -42,6 +42,7 @@ def test_first_poll_stores_articles_and_suppresses_their_matches(site, workspace
     matches = stored_rows(settings, Match)
     assert len(matches) == 2 and summary.matches == 2  # items 0 and 3 mention GSOMIA
     assert all(m.suppressed for m in matches), "first poll must not flood the first digest"
+    assert all(m.terms == m.snippets == [] for m in matches), "never shown: no snippets made"
 
 
 def test_second_poll_is_all_not_modified_then_a_new_item_matches(site, workspace, settings):
@@ -59,6 +60,7 @@ def test_second_poll_is_all_not_modified_then_a_new_item_matches(site, workspace
     assert (third.ok, third.new_articles, third.matches) == (1, 1, 1)
     fresh = [m for m in stored_rows(settings, Match) if not m.suppressed]
     assert len(fresh) == 1
+    assert fresh[0].terms == ["GSOMIA"] and "GSOMIA" in fresh[0].snippets[0]["text"]
     assert site.hits["/articles/breaking.html"] == 1
 
 

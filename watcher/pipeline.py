@@ -408,6 +408,9 @@ class Pipeline:
             for article, article_id in new
         ]
         assignments = self.stories.assign_many(session, items)
+        # A suppressed match is never delivered, so its terms and snippets would never be read
+        # (they were a third of matching on a first poll, where every match is suppressed).
+        details = not suppress
         rows: list[dict[str, Any]] = []
         for (article, article_id), assignment in zip(new, assignments, strict=True):
             view = article.view
@@ -416,7 +419,7 @@ class Pipeline:
                 article_db.match_values(
                     article_id, 1, assignment.story_id, match, suppressed=suppress
                 )
-                for match in ruleset.match(view)
+                for match in ruleset.match(view, details=details)
             ]
         return rows
 

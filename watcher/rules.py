@@ -589,8 +589,8 @@ class RuleSet:
     def enabled(self) -> tuple[Rule, ...]:
         return tuple(rule for rule in self.rules if rule.enabled)
 
-    def match(self, article: Article) -> list[RuleMatch]:
-        return self.engine.match(article)
+    def match(self, article: Article, *, details: bool = True) -> list[RuleMatch]:
+        return self.engine.match(article, details=details)
 
     def unknown_destinations(self, configured: Iterable[str]) -> dict[str, list[str]]:
         """Rule id → destination names it asks for that are not configured (the caller warns)."""

@@ -147,7 +147,8 @@ class Match(SQLModel, table=True):
     fields: list[str] = _json([])
     terms: list[str] = _json([])
     snippets: list[dict[str, Any]] = _json([])
-    # suppressed: first poll of a new feed — stored, never delivered (settings.backfill = false)
+    # suppressed: first poll of a new feed — stored, never delivered (settings.backfill = false),
+    # so stored without terms and snippets
     suppressed: bool = False
     # backfill: from `rules backfill` — goes into the next digest, never an immediate alert
     backfill: bool = False

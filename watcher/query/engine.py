@@ -172,8 +172,9 @@ class Engine:
         found.update(self._always)
         return found
 
-    def match(self, article: Article) -> list[RuleMatch]:
-        """Every rule the article matches, in rule order, with terms and snippets."""
+    def match(self, article: Article, *, details: bool = True) -> list[RuleMatch]:
+        """Every rule the article matches, in rule order, with terms and snippets (`details`;
+        without them a RuleMatch names only its rule: for matches that are never shown)."""
         if self.anchor_count <= PRESCAN_MAX_ANCHORS:  # scan first: most articles stop there
             folded = fold_fields(article, self._slots)
             found = self._presearch.scan(presearch_text(folded))
@@ -196,4 +197,7 @@ class Engine:
                 rejected.add(index)
             elif (preds[number] or self._predicate(number))(ix):
                 matched.add(index)
-        return [plans[i].result(ix) for i in sorted(matched) if not plans[i].excluded(ix)]
+        kept = [i for i in sorted(matched) if not plans[i].excluded(ix)]
+        if not details:
+            return [RuleMatch(plans[i].rule.rule_id) for i in kept]
+        return [plans[i].result(ix) for i in kept]
