@@ -281,3 +281,19 @@ def test_from_feed_uses_the_richest_feed_text() -> None:
 def test_result_survives_pickling() -> None:
     result = extract_article(page("ja-takeshima-protest"), url=f"{URL}ja.html")
     assert pickle.loads(pickle.dumps(result)) == result
+
+
+def test_strip_controls_drops_control_characters_and_keeps_line_structure() -> None:
+    """The ASCII fast path (bytes.translate) must drop exactly what the regex for other text
+    drops: C0 controls but tab, newline and carriage return; DEL; zero-width marks; surrogates."""
+    import random
+
+    from watcher.text import _CONTROL_CHARS, strip_controls
+
+    assert strip_controls("a\x00b\tc\r\nd\x7f\x1f") == "ab\tc\r\nd"
+    assert strip_controls("Dok\u200bdo \ufeff독도\x08") == "Dokdo 독도"
+    rng = random.Random(3)
+    alphabet = [chr(i) for i in range(160)] + ["\u200b", "\u2060", "\ufeff", "é", "한", "\ud800"]
+    for _ in range(20_000):
+        text = "".join(rng.choice(alphabet) for _ in range(rng.randrange(12)))
+        assert strip_controls(text) == _CONTROL_CHARS.sub("", text), repr(text)

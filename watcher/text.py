@@ -26,14 +26,25 @@ _BLOCK_TAGS = frozenset(
 _CONTROL_CHARS = re.compile(
     r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\u200b\u200c\u200d\u2060\ufeff\ud800-\udfff]"
 )
+_ASCII_CONTROLS = bytes([*range(0x09), 0x0B, 0x0C, *range(0x0E, 0x20), 0x7F])
 _TAG_LIKE = re.compile(r"<\s*/?\s*[a-zA-Z][^<>]*>|<!--")
 _ENTITY_LIKE = re.compile(r"&(?:#\d{1,7}|#[xX][0-9a-fA-F]{1,6}|[a-zA-Z][a-zA-Z0-9]{1,9});")
 _HTML_PARSER = lxml.html.HTMLParser(remove_comments=True, remove_pis=True, no_network=True)
 
 
+def strip_controls(text: str) -> str:
+    """`text` without control characters, zero-width marks or lone surrogates. ASCII text (most
+    feed markup) takes a bytes fast path: the regex was 5% of a CPU worker's time."""
+    if text.isascii():
+        raw = text.encode("ascii")
+        kept = raw.translate(None, _ASCII_CONTROLS)
+        return text if len(kept) == len(raw) else kept.decode("ascii")
+    return _CONTROL_CHARS.sub("", text)
+
+
 def collapse_whitespace(text: str) -> str:
     """One space between words, no control characters: what a title or a one-line field needs."""
-    return " ".join(_CONTROL_CHARS.sub("", text).split())
+    return " ".join(strip_controls(text).split())
 
 
 def _tidy_lines(text: str) -> str:
@@ -68,7 +79,7 @@ def html_to_text(markup: str | None, *, one_line: bool = False) -> str:
     """
     if not markup:
         return ""
-    text = _CONTROL_CHARS.sub("", markup).replace("\r\n", "\n").replace("\r", "\n")
+    text = strip_controls(markup).replace("\r\n", "\n").replace("\r", "\n")
     for _ in range(3):
         if "<" not in text and "&" not in text:
             break
@@ -80,7 +91,7 @@ def html_to_text(markup: str | None, *, one_line: bool = False) -> str:
             text = _render(text)
         except (etree.ParserError, ValueError, etree.XMLSyntaxError):
             text = _render_fallback(text)
-    text = _CONTROL_CHARS.sub("", text)
+    text = strip_controls(text)
     return collapse_whitespace(text) if one_line else _tidy_lines(text)
 
 
