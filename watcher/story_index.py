@@ -347,24 +347,14 @@ class StoryIndex:
             ahead = None
         found: list[Candidate] = []
         if sig.is_long:  # long against long: bodies
-            keys = self.body_bands.band_keys(sig.body, sig.body_keys)
-            if ahead is None:
-                hits = self.body_bands.query(sig.body, keys)
-            else:
-                found += ahead.body
-                hits = self.body_bands.pending(keys)
+            hits = self._hits(self.body_bands, sig.body, sig.body_keys, ahead and ahead.body, found)
             slots = self._usable(hits, at, self.window)
             slots = slots[self.long[slots]]
             if len(slots):  # most articles have no candidate: skip the scoring
                 scores = overlap(sig.body, sig.n_body, self.body[slots], self.n_body[slots])
                 found += self._passing(slots, scores, Basis.BODY)
         if sig.n_lead >= MIN_LEAD:  # a summary on either side: leads
-            keys = self.lead_bands.band_keys(sig.lead, sig.lead_keys)
-            if ahead is None:
-                hits = self.lead_bands.query(sig.lead, keys)
-            else:
-                found += ahead.lead
-                hits = self.lead_bands.pending(keys)
+            hits = self._hits(self.lead_bands, sig.lead, sig.lead_keys, ahead and ahead.lead, found)
             slots = self._usable(hits, at, short)
             slots = slots[self.n_lead[slots] >= MIN_LEAD]
             if sig.is_long:
@@ -381,6 +371,21 @@ class StoryIndex:
             return None
         score, _, slot, basis = max(found, key=lambda item: (item[0], item[1]))
         return Found(int(self.article_id[slot]), int(self.story_id[slot]), score, basis)
+
+    @staticmethod
+    def _hits(
+        bands: BandIndex,
+        sketch: np.ndarray,
+        keys: np.ndarray | None,
+        ahead: list[Candidate] | None,
+        found: list[Candidate],
+    ) -> np.ndarray:
+        """The slots left to score: all band hits, or with a lookahead (whose candidates join
+        `found`) only the entries pending since."""
+        if ahead is None:
+            return bands.query(sketch, keys)
+        found += ahead
+        return bands.pending(bands.band_keys(sketch, keys))
 
     def _batch_candidates(
         self, sigs: Sequence[Signature], at: np.ndarray, basis: Basis
