@@ -21,7 +21,7 @@ from sqlalchemy import Engine
 from sqlmodel import Session
 
 from watcher import domain, metrics
-from watcher.analysis import TextFacts, analyse
+from watcher.analysis import MatchJob, RulesSnapshots, TextFacts, analyse
 from watcher.config import Settings
 from watcher.cpu import CpuPool
 from watcher.db import articles as article_db
@@ -155,6 +155,7 @@ class Pipeline:
         self._turn_lock = asyncio.Lock()
         self._extract_slots = asyncio.Semaphore(settings.extract.concurrency)
         self._extracting: dict[str, asyncio.Future[tuple[Extracted | None, str | None]]] = {}
+        self._snapshots = RulesSnapshots()
 
     # -- many feeds -------------------------------------------------------------------------
     async def refresh_many(
@@ -340,9 +341,9 @@ class Pipeline:
         for candidate, article in zip(to_build, articles, strict=True):
             candidate.article = article
         updates = await asyncio.gather(*(self._build_article(job, parsed, c) for c, _ in edited))
-        await self._analyse([*articles, *updates])
-        ruleset = self.rules()
+        ruleset = self.rules()  # the one version this feed is matched and stored with
         suppress = not job.primed and not self.settings.backfill
+        await self._analyse([*articles, *updates], self._match_job(ruleset, articles, suppress))
         async with self._turn():
             with session_scope(self.engine) as session:
                 added, matches = self._store_fresh(session, job, fresh, ruleset, suppress)
@@ -413,13 +414,14 @@ class Pipeline:
         details = not suppress
         rows: list[dict[str, Any]] = []
         for (article, article_id), assignment in zip(new, assignments, strict=True):
-            view = article.view
-            view.id, view.story_id = article_id, assignment.story_id
+            found = article.analysed().matches  # matched in the CPU pool
+            if found is None:
+                found = ruleset.match(article.view, details=details)
             rows += [
                 article_db.match_values(
                     article_id, 1, assignment.story_id, match, suppressed=suppress
                 )
-                for match in ruleset.match(view, details=details)
+                for match in found
             ]
         return rows
 
@@ -498,14 +500,25 @@ class Pipeline:
             )
         )
 
-    async def _analyse(self, articles: Sequence[BuiltArticle]) -> None:
-        """Signatures and content hashes of a feed's new texts, in one trip to the CPU pool."""
+    def _match_job(
+        self, ruleset: RuleSet, articles: Sequence[BuiltArticle], suppress: bool
+    ) -> MatchJob | None:
+        """The new articles' rule matching, for the CPU pool: the daemon's event loop is the
+        serial part of a pass, and matching was a sixth of it."""
+        snapshot = self._snapshots.of(ruleset) if articles else None
+        if snapshot is None:
+            return None
+        return MatchJob(snapshot, [a.view for a in articles], details=not suppress)
+
+    async def _analyse(self, articles: Sequence[BuiltArticle], match: MatchJob | None) -> None:
+        """Signatures, content hashes and (`match`) rule matches of a feed's new texts, in one
+        trip to the CPU pool."""
         if not articles:
             return
         texts = [(a.row["title"], a.row["text"]) for a in articles]
         hashes = [a.row["content_hash"] or None for a in articles]
         for article, facts in zip(
-            articles, await self.cpu.run(analyse, texts, hashes), strict=True
+            articles, await self.cpu.run(analyse, texts, hashes, match), strict=True
         ):
             article.facts = facts
             article.row["content_hash"] = facts.content_hash
