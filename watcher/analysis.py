@@ -35,7 +35,7 @@ class TextFacts:
 
 @dataclass(frozen=True, slots=True)
 class RulesSnapshot:
-    """Where the daemon pickled the rule set of this version (`rules_snapshot.write`)."""
+    """Where the daemon pickled the matcher of this rule set version (`RulesSnapshots.of`)."""
 
     path: str
     version: str
