@@ -38,6 +38,19 @@ class FeedJob:
         return redact_url(self.url)
 
 
+_JOB_COLUMNS = (
+    Feed.id,
+    Feed.url,
+    Feed.title,
+    Feed.etag,
+    Feed.last_modified,
+    Feed.interval_seconds,
+    Feed.extract,
+    Feed.primed,
+    Feed.consecutive_failures,
+)  # FeedJob's fields, in order
+
+
 def _job(feed: Feed) -> FeedJob:
     assert feed.id is not None
     return FeedJob(
@@ -145,18 +158,21 @@ def claim_due_feeds(
     if exclude:
         conditions.append(col(Feed.id).not_in(list(exclude)))
     query = (
-        select(Feed)
+        select(*_JOB_COLUMNS)
         .where(*conditions)
         .order_by(col(Feed.next_check_at).asc().nulls_first(), col(Feed.id))
         .limit(limit)
         .with_for_update(skip_locked=True)
     )
-    feeds = list(session.exec(query))
-    for feed in feeds:
-        feed.lease_owner = owner
-        feed.lease_until = now + lease
-    session.flush()
-    return [_job(feed) for feed in feeds]
+    # Columns, not ORM rows, and one UPDATE for all leases: claiming was a tenth of a warm pass.
+    jobs = [FeedJob(*row) for row in session.connection().execute(query)]
+    if jobs:
+        session.connection().execute(
+            update(Feed)
+            .where(col(Feed.id).in_([job.id for job in jobs]))
+            .values(lease_owner=owner, lease_until=now + lease)
+        )
+    return jobs
 
 
 def claim_feed_by_url(
