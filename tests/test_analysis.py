@@ -1,10 +1,14 @@
 """Rule matching in the CPU pool: the workers load the daemon's rule set snapshot and find what
 the daemon itself would; a new rule set version replaces the old snapshot; an unreadable snapshot
-leaves the matching to the daemon."""
+leaves the matching to the daemon; a killed daemon's snapshot folder is removed by the next one."""
 
 from __future__ import annotations
 
 import asyncio
+import os
+import signal
+import subprocess
+import sys
 from pathlib import Path
 
 from watcher.analysis import MatchJob, RulesSnapshot, RulesSnapshots, analyse
@@ -79,3 +83,40 @@ def test_an_unreadable_snapshot_leaves_matching_to_the_daemon(tmp_path: Path) ->
         found = analyse(texts(articles()), None, job)
         assert [f.matches for f in found] == [None, None, None]
         assert all(f.content_hash for f in found)  # the rest of the analysis still done
+
+
+KILLED_DAEMON = """
+import sys, time
+from pathlib import Path
+from watcher.analysis import RulesSnapshots
+from watcher.rules import load_ruleset
+snapshots = RulesSnapshots(sys.argv[1])
+print(snapshots.of(load_ruleset(Path(sys.argv[2]))).path, flush=True)
+time.sleep(60)
+"""
+
+
+def test_a_killed_daemons_snapshot_is_removed_by_the_next_one(tmp_path: Path) -> None:
+    parent, rules = tmp_path / "tmp", tmp_path / "rules"
+    parent.mkdir()
+    ruleset(rules, GSOMIA)
+    child = subprocess.Popen(
+        [sys.executable, "-c", KILLED_DAEMON, str(parent), str(rules)],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert child.stdout is not None
+    orphan = Path(child.stdout.readline().strip())
+    os.kill(child.pid, signal.SIGKILL)  # no chance to clean up
+    child.wait(timeout=10)
+    assert orphan.is_file()
+    living = RulesSnapshots(str(parent))  # this process: alive
+    kept = Path(living.of(ruleset(tmp_path / "live", DOKDO)).path)  # type: ignore[union-attr]
+    unrelated = parent / "watcher-rules-notapid-x"
+    unrelated.mkdir()
+
+    following = RulesSnapshots(str(parent))
+    assert following.of(ruleset(tmp_path / "next", GSOMIA)) is not None
+
+    assert not orphan.parent.exists()  # the killed daemon's folder is gone
+    assert kept.is_file() and unrelated.is_dir()  # a running daemon's, and a stranger, stay

@@ -10,7 +10,9 @@ keeps it, and the daemon only stores what comes back.
 from __future__ import annotations
 
 import logging
+import os
 import pickle
+import shutil
 import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -41,12 +43,17 @@ class RulesSnapshot:
     version: str
 
 
+SNAPSHOT_PREFIX = "watcher-rules-"
+
+
 class RulesSnapshots:
     """The daemon's side: each rule set it matches with, pickled once for the workers, in a
     directory of this process's own (removed with it, so no snapshot outlives the code that
-    wrote it). A rule set without a version (built in code, not read from files) gets none."""
+    wrote it; a killed daemon's is removed by the next one, see `sweep_orphans`). A rule set
+    without a version (built in code, not read from files) gets none."""
 
-    def __init__(self) -> None:
+    def __init__(self, parent: str | None = None) -> None:
+        self._parent = parent  # the system's temporary folder unless given
         self._directory: tempfile.TemporaryDirectory[str] | None = None
         self._last: tuple[RuleSet, RulesSnapshot | None] | None = None
 
@@ -60,7 +67,10 @@ class RulesSnapshots:
     def _write(self, ruleset: RuleSet) -> RulesSnapshot | None:
         try:
             if self._directory is None:
-                self._directory = tempfile.TemporaryDirectory(prefix="watcher-rules-")
+                sweep_orphans(self._parent)
+                self._directory = tempfile.TemporaryDirectory(
+                    prefix=f"{SNAPSHOT_PREFIX}{os.getpid()}-", dir=self._parent
+                )
             folder = Path(self._directory.name)
             path = folder / f"rules-{ruleset.version}.pickle"
             if not path.exists():
@@ -74,6 +84,29 @@ class RulesSnapshots:
             log.warning("rule matching stays in the daemon: cannot write a snapshot (%s)", exc)
             return None
         return RulesSnapshot(str(path), ruleset.version)
+
+
+def sweep_orphans(parent: str | None = None) -> int:
+    """Remove snapshot folders whose daemon is gone (killed: it could not clean up), so restarts
+    do not pile up copies of a large rule set. A folder whose process still runs, or that names
+    none, is left alone; the number removed is returned."""
+    removed = 0
+    for folder in Path(parent or tempfile.gettempdir()).glob(f"{SNAPSHOT_PREFIX}*-*"):
+        pid = folder.name.removeprefix(SNAPSHOT_PREFIX).split("-", 1)[0]
+        if folder.is_dir() and pid.isdigit() and not _running(int(pid)):
+            shutil.rmtree(folder, ignore_errors=True)
+            removed += 1
+    return removed
+
+
+def _running(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # exists, but not ours to signal
+        return True
+    return True
 
 
 @dataclass(frozen=True, slots=True)
