@@ -12,7 +12,7 @@ import pytest
 from sqlalchemy import Engine
 
 from watcher import health
-from watcher.config import Settings
+from watcher.config import HealthSettings, Settings
 from watcher.db import feeds as feed_db
 from watcher.db.engine import make_engine, session_scope
 from watcher.db.models import Feed
@@ -37,7 +37,13 @@ def engine(tmp_path: Path) -> Iterator[Engine]:
     made.dispose()
 
 
-def record(engine: Engine, at: datetime, url: str = URL, **fields) -> Feed:
+def record(
+    engine: Engine,
+    at: datetime,
+    url: str = URL,
+    policy: health.HealthPolicy | None = None,
+    **fields,
+) -> Feed:
     """One check of the feed at `at`, recorded as the pipeline records it."""
     with session_scope(engine) as session:
         feed = feed_db.find_feed(session, url)
@@ -45,7 +51,7 @@ def record(engine: Engine, at: datetime, url: str = URL, **fields) -> Feed:
         outcome = feed_db.FeedOutcome(
             feed_id=feed.id, checked_at=at, next_check_at=at + timedelta(minutes=15), **fields
         )
-        row = feed_db.record_outcome(session, outcome)
+        row = feed_db.record_outcome(session, outcome, policy)
         assert row is not None
         session.flush()
         session.expunge(row)
@@ -236,3 +242,24 @@ def test_threshold_policy():
     assert health.silence_threshold(None) == timedelta(days=7)
     assert health.silence_threshold(3600) == timedelta(days=2)
     assert health.silence_threshold(86400) == timedelta(days=5)
+
+
+def test_health_settings_move_the_thresholds(engine: Engine):
+    policy = health.HealthPolicy.from_settings(
+        HealthSettings(
+            failing_after_hours=2, silence_factor=2, silence_floor_days=0.5,
+            silence_unlearned_days=1,
+        )
+    )  # fmt: skip
+    assert policy.silence_unlearned == timedelta(days=1)
+    ok(engine, T0, new=5)
+    failed = record(engine, T0 + timedelta(hours=1), policy=policy, status=503, error="HTTP 503")
+    assert failed.health_notice is None
+    failed = record(engine, T0 + timedelta(hours=4), policy=policy, status=503, error="HTTP 503")
+    assert (failed.health_notice or "").startswith("failing for 3 hours")  # default: after 24 h
+    quiet = "https://quiet.example/rss"
+    record(engine, T0, url=quiet, policy=policy, status=200, new_entries=3, primed=True)
+    for day in (1, 2, 3):  # cadence: a day
+        record(engine, T0 + timedelta(days=day), quiet, policy, status=200, new_entries=1)
+    silent = record(engine, T0 + timedelta(days=5, hours=1), quiet, policy, status=304)
+    assert (silent.health_notice or "").startswith("silent for 2 days")  # default: 5 days

@@ -78,6 +78,28 @@ def test_one_failing_feed_does_not_stop_the_others(site, workspace, settings):
     assert feeds["Good"].last_error is None and feeds["Good"].last_success_at is not None
 
 
+def test_the_health_settings_set_when_a_failing_feed_gets_a_notice(site, workspace, database_url):
+    bad = site.add_feed("/bad.xml", status=503)
+    workspace.write_feeds({"Bad": bad})
+    settings = workspace.settings(
+        database_url=database_url,
+        health={"failing_after_hours": 0.000001},  # 3.6 ms
+    )
+    poll_once(settings)
+    [feed] = stored_rows(settings, Feed)
+    assert feed.health_notice is None  # failing since this very check
+    poll_once(settings, force=True)
+    [feed] = stored_rows(settings, Feed)
+    assert (feed.health_notice or "").startswith("failing for "), feed.health_notice
+    assert feed.consecutive_failures == 2
+    # with the default threshold (24 hours) the same two checks raise nothing
+    default = workspace.settings(database_url=database_url)
+    poll_once(default, force=True)
+    [feed] = stored_rows(default, Feed)
+    assert feed.consecutive_failures == 3 and feed.health_notice is not None  # not cleared...
+    assert "(3 checks in a row)" not in feed.health_notice  # ...nor renewed: under 24 h
+
+
 def test_permanent_redirect_updates_the_stored_url(site, workspace, settings):
     new = site.add_feed("/new.xml", items("r", 1))
     old = site.add_feed("/old.xml", status=301, redirect_to=new)

@@ -159,6 +159,21 @@ class StoriesSettings(Section):
     )
 
 
+class HealthSettings(Section):
+    failing_after_hours: float = Field(
+        24.0, gt=0, description="errors for this long raise a failing notice"
+    )
+    silence_factor: float = Field(
+        5.0, gt=0, description="no new articles for this many × the feed's cadence: silent"
+    )
+    silence_floor_days: float = Field(
+        2.0, gt=0, description="never silent sooner than this, whatever the cadence"
+    )
+    silence_unlearned_days: float = Field(
+        7.0, gt=0, description="silent after this long while the cadence is still unknown"
+    )
+
+
 class HttpSettings(Section):
     listen: str | None = Field(None, description='"host:port" for /healthz, /readyz, /metrics')
 
@@ -197,6 +212,7 @@ class Settings(BaseSettings):
     smtp: SmtpSettings = SmtpSettings()
     destinations: dict[str, Destination] = {}
     stories: StoriesSettings = StoriesSettings()
+    health: HealthSettings = HealthSettings()
     http: HttpSettings = HttpSettings()
     log: LogSettings = LogSettings()
 

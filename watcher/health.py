@@ -29,6 +29,7 @@ from watcher.db import feeds as feed_db
 from watcher.db.models import Feed
 
 if TYPE_CHECKING:
+    from watcher.config import HealthSettings
     from watcher.db.feeds import FeedOutcome
 
 FAILING, DISABLED, SILENT = "failing", "disabled", "silent"
@@ -37,7 +38,7 @@ _ORDER = {DISABLED: 0, FAILING: 1, SILENT: 2}
 
 @dataclass(frozen=True, slots=True)
 class HealthPolicy:
-    """Thresholds (module defaults until they become settings)."""
+    """Thresholds: the `[health]` settings (`from_settings`), these defaults otherwise."""
 
     error_threshold: timedelta = timedelta(hours=24)
     silence_factor: float = 5.0
@@ -45,6 +46,15 @@ class HealthPolicy:
     silence_unlearned: timedelta = timedelta(days=7)
     cadence_weight: float = 0.3  # weight of the newest interval in the moving average
     max_interval: timedelta = timedelta(days=30)  # one long pause counts as at most this
+
+    @classmethod
+    def from_settings(cls, settings: HealthSettings) -> HealthPolicy:
+        return cls(
+            error_threshold=timedelta(hours=settings.failing_after_hours),
+            silence_factor=settings.silence_factor,
+            silence_floor=timedelta(days=settings.silence_floor_days),
+            silence_unlearned=timedelta(days=settings.silence_unlearned_days),
+        )
 
 
 DEFAULT_POLICY = HealthPolicy()

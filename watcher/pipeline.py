@@ -31,6 +31,7 @@ from watcher.db.models import Article, FeedEntry
 from watcher.errors import ExtractError, FetchError, WatcherError
 from watcher.extract import Extracted, detect_language, extract_article
 from watcher.fetch import Fetcher, next_interval, retry_delay
+from watcher.health import HealthPolicy
 from watcher.identity import EntryIdentity, parse_and_identify
 from watcher.parse import Entry, ParsedFeed
 from watcher.rules import RuleSet
@@ -156,6 +157,7 @@ class Pipeline:
         self._extract_slots = asyncio.Semaphore(settings.extract.concurrency)
         self._extracting: dict[str, asyncio.Future[tuple[Extracted | None, str | None]]] = {}
         self._snapshots = RulesSnapshots()
+        self._health = HealthPolicy.from_settings(settings.health)
 
     # -- many feeds -------------------------------------------------------------------------
     async def refresh_many(
@@ -189,14 +191,14 @@ class Pipeline:
             batch = outcomes[:]
             outcomes.clear()
             with session_scope(self.engine) as session:
-                feed_db.record_outcomes(session, batch)
+                feed_db.record_outcomes(session, batch, self._health)
 
     # -- one feed ---------------------------------------------------------------------------
     async def refresh_feed(self, job: feed_db.FeedJob) -> feed_db.FeedOutcome:
         """Never raises for a feed's own problems: the outcome (saved on the feed row) says them."""
         outcome = await self._outcome_of(job)
         with session_scope(self.engine) as session:
-            feed_db.record_outcome(session, outcome)
+            feed_db.record_outcome(session, outcome, self._health)
         return outcome
 
     async def _outcome_of(self, job: feed_db.FeedJob) -> feed_db.FeedOutcome:

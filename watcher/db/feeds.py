@@ -226,13 +226,20 @@ class FeedOutcome:
         return self.error is None
 
 
-def record_outcome(session: Session, outcome: FeedOutcome) -> Feed | None:
-    """Status, error, failure count and next check, saved whatever happened; releases the lease."""
+def record_outcome(
+    session: Session, outcome: FeedOutcome, policy: health.HealthPolicy | None = None
+) -> Feed | None:
+    """Status, error, failure count and next check, saved whatever happened; releases the lease.
+    `policy`: the health thresholds (`[health]` settings)."""
     feed = session.get(Feed, outcome.feed_id)
-    return None if feed is None else _apply_outcome(feed, outcome)
+    return None if feed is None else _apply_outcome(feed, outcome, policy)
 
 
-def record_outcomes(session: Session, outcomes: Sequence[FeedOutcome]) -> None:
+def record_outcomes(
+    session: Session,
+    outcomes: Sequence[FeedOutcome],
+    policy: health.HealthPolicy | None = None,
+) -> None:
     """`record_outcome` for many feeds: one SELECT for their rows, one flush for their updates
     (a warm pass is mostly this bookkeeping: one transaction per feed cost more than the fetch)."""
     ids = [outcome.feed_id for outcome in outcomes]
@@ -240,11 +247,12 @@ def record_outcomes(session: Session, outcomes: Sequence[FeedOutcome]) -> None:
     for outcome in outcomes:
         feed = rows.get(outcome.feed_id)
         if feed is not None:
-            _apply_outcome(feed, outcome)
+            _apply_outcome(feed, outcome, policy)
 
 
-def _apply_outcome(feed: Feed, outcome: FeedOutcome) -> Feed:
-    health.update_health(feed, outcome, outcome.checked_at)  # sees the row before this outcome
+def _apply_outcome(feed: Feed, outcome: FeedOutcome, policy: health.HealthPolicy | None) -> Feed:
+    # update_health sees the row as it was before this outcome
+    health.update_health(feed, outcome, outcome.checked_at, policy or health.DEFAULT_POLICY)
     feed.last_checked_at = outcome.checked_at
     feed.last_status = outcome.status
     feed.next_check_at = outcome.next_check_at
