@@ -170,3 +170,35 @@ def test_the_daemon_and_its_workers_collect_garbage_less_often(workspace: Worksp
     finally:
         gc.set_threshold(*before)
         watcher.engine.dispose()
+
+
+def test_the_daemon_gives_freed_memory_back_after_a_pass(
+    workspace: Workspace, httpserver, monkeypatch: pytest.MonkeyPatch
+):
+    """After loading the rules and after each poll that refreshed feeds, freed heap pages are
+    returned to the system (watcher.malloc), so the idle daemon's resident size is what it
+    holds: 202 → 188 MB in the memory bench."""
+    import asyncio
+
+    from tests.feedsite import FeedSite, items
+    from watcher import malloc
+    from watcher.daemon import Daemon
+
+    calls: list[str] = []
+    monkeypatch.setattr(malloc, "trim", lambda: calls.append("trim") or True)
+    site = FeedSite(httpserver)
+    workspace.write_feeds({"Outlet": site.add_feed("/a.xml", items("a", 2))})
+    daemon = Daemon(workspace.settings())
+    try:
+        daemon.watcher.prepare()
+        assert calls == ["trim"]  # after the rules are loaded
+
+        async def two_ticks() -> None:
+            async with daemon.watcher:
+                await daemon.poll_tick()  # the feed is new: due, refreshed
+                await daemon.poll_tick()  # nothing due: nothing to give back
+
+        asyncio.run(two_ticks())
+        assert calls == ["trim", "trim"]
+    finally:
+        daemon.watcher.engine.dispose()

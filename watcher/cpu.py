@@ -38,6 +38,7 @@ def _warm() -> None:
     """Import the heavy modules once per worker, not on the first article."""
     os.nice(WORKER_NICENESS)
     tune_gc()
+    import feedparser  # noqa: F401 - parse imports it late: the daemon never parses
     import trafilatura  # noqa: F401 - extract_article imports it late: the daemon never extracts
 
     import watcher.analysis

@@ -27,7 +27,7 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from sqlalchemy import Engine
 from sqlalchemy.exc import OperationalError
 
-from watcher import __version__, metrics
+from watcher import __version__, malloc, metrics
 from watcher.config import Settings, redact_url
 from watcher.cpu import CpuPool, run_isolated, tune_gc
 from watcher.db import deliveries as delivery_db
@@ -132,12 +132,14 @@ class Watcher:
     # -- set-up ------------------------------------------------------------------------------
     def prepare(self) -> None:
         """Schema, rules and feed list; raises a WatcherError naming what is wrong."""
+        malloc.limit_arenas()  # before the threads that would each grow an arena start
         ensure_schema(self.engine, auto_upgrade=self.settings.auto_upgrade)
         self.ruleset = load_rules(self.settings.rules_dir)
         self._record_rules(error=None)
         self.sync_feeds()
         gc.collect()  # what loading left behind, before collections become rarer
         tune_gc()
+        malloc.trim()
 
     async def __aenter__(self) -> Watcher:
         fetcher = await self._stack.enter_async_context(Fetcher(self.settings.fetch))
@@ -472,6 +474,7 @@ class Daemon:
         self._db_backoff.succeeded()
         if summary.feeds:
             log.info("poll: %s", summary.describe())
+            malloc.trim()  # what the pass freed, given back while the daemon waits
 
     async def reload_tick(self) -> None:
         rules_changed, feeds_changed = self._sources.changed()

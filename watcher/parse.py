@@ -26,9 +26,6 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import urljoin, urlsplit
 
-import feedparser
-from feedparser.datetimes import _parse_date
-
 from watcher.errors import ParseError
 from watcher.text import (
     charset_from_content_type,
@@ -226,6 +223,8 @@ def _parse_xml(text: str, *, url: str, notes: list[str]) -> ParsedFeed:
     # No content-location: feedparser would resolve permalink guids ("20210209000915") against it,
     # and a guid must stay what the publisher wrote. Links are resolved in _safe_link instead.
     headers = {"content-type": "application/xml; charset=utf-8"}
+    import feedparser  # here, not at the top: the daemon imports this module for its types only
+
     try:
         parsed = feedparser.parse(
             io.BytesIO(data),
@@ -559,6 +558,13 @@ def _feed_date(raw: Any, key: str, now: datetime) -> datetime | None:
     if parsed is None and isinstance(text, str):
         parsed = _parse_date(_translate_date(text))
     return _clamp(_make_date(*parsed[:6]), now) if parsed else None
+
+
+def _parse_date(text: str) -> Any:
+    """feedparser's date reader (any of the formats it knows), imported where parsing runs."""
+    from feedparser.datetimes import _parse_date as read
+
+    return read(text)
 
 
 def _translate_date(text: str) -> str:
