@@ -132,7 +132,7 @@ class Watcher:
     # -- set-up ------------------------------------------------------------------------------
     def prepare(self) -> None:
         """Schema, rules and feed list; raises a WatcherError naming what is wrong."""
-        malloc.limit_arenas()  # before the threads that would each grow an arena start
+        malloc.tune()  # before the threads that would each grow an arena start
         ensure_schema(self.engine, auto_upgrade=self.settings.auto_upgrade)
         self.ruleset = load_rules(self.settings.rules_dir)
         self._record_rules(error=None)
