@@ -263,3 +263,43 @@ def test_health_settings_move_the_thresholds(engine: Engine):
         record(engine, T0 + timedelta(days=day), quiet, policy, status=200, new_entries=1)
     silent = record(engine, T0 + timedelta(days=5, hours=1), quiet, policy, status=304)
     assert (silent.health_notice or "").startswith("silent for 2 days")  # default: 5 days
+
+
+def test_recording_many_outcomes_at_once_writes_what_one_at_a_time_writes(engine: Engine):
+    """The pipeline records outcomes in batches from plain row values (`record_outcomes`), the
+    single path through the ORM row: after the same checks both feeds' rows are the same."""
+    quiet = "https://quiet.example/rss"
+    checks: list[dict] = [
+        dict(status=200, new_entries=5, primed=True, etag='"v1"', last_modified="Mon",
+             title="Got a title", site_url="https://news.example/"),
+        dict(status=304, not_modified=True),
+        dict(status=503, error="HTTP 503 Service Unavailable"),
+        dict(status=503, error="HTTP 503 Service Unavailable"),  # 30 hours on: failing
+        dict(status=200, new_entries=1, etag='"v2"', parse_warning="bad date"),
+        dict(status=200, new_url="https://news.example/moved.xml"),
+        dict(status=410, error="HTTP 410 Gone", permanent=True),
+    ]  # fmt: skip
+    hours = [0, 1, 2, 32, 33, 34, 40]
+    with session_scope(engine) as session:
+        ids = {feed.opml_url: feed.id for feed in feed_db.list_feeds(session)}
+    for fields, hour in zip(checks, hours, strict=True):
+        at = T0 + timedelta(hours=hour)
+        outcome = dict(checked_at=at, next_check_at=at + timedelta(minutes=15), **fields)
+        record(engine, at, URL, **fields)  # one at a time, through the ORM row
+        with session_scope(engine) as session:  # batched, with a second outcome of another feed
+            feed_db.record_outcomes(
+                session,
+                [
+                    feed_db.FeedOutcome(feed_id=ids[quiet], **outcome),
+                    feed_db.FeedOutcome(feed_id=999_999, **outcome),  # no such feed: skipped
+                ],
+            )
+    with session_scope(engine) as session:
+        one, batched = (session.get(Feed, ids[url]) for url in (URL, quiet))
+        assert one is not None and batched is not None
+        assert one.health_notice and one.health_notice.startswith("disabled")
+        batched.health_notice = (batched.health_notice or "").replace(quiet, URL)
+        differ = {"id", "opml_url", "title", "created_at"}  # the feed list's own values
+        assert {k: v for k, v in one.model_dump().items() if k not in differ} == {
+            k: v for k, v in batched.model_dump().items() if k not in differ
+        }

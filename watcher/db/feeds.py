@@ -5,8 +5,10 @@ from __future__ import annotations
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any, cast
 
-from sqlalchemy import or_, update
+from sqlalchemy import Table, bindparam, or_, update
+from sqlalchemy import select as sa_select
 from sqlmodel import Session, col, select
 
 from watcher import health
@@ -16,6 +18,7 @@ from watcher.db.models import Feed
 from watcher.opml import FeedSpec
 
 DISABLED_IN_OPML = "disabled in feeds.opml"
+_FEEDS: Table = Feed.__table__  # type: ignore[attr-defined]
 
 
 @dataclass(frozen=True, slots=True)
@@ -240,14 +243,40 @@ def record_outcomes(
     outcomes: Sequence[FeedOutcome],
     policy: health.HealthPolicy | None = None,
 ) -> None:
-    """`record_outcome` for many feeds: one SELECT for their rows, one flush for their updates
-    (a warm pass is mostly this bookkeeping: one transaction per feed cost more than the fetch)."""
+    """`record_outcome` for many feeds in one SELECT and one UPDATE per set of changed columns
+    (a warm pass is mostly this bookkeeping). The rows are read as plain values, not ORM objects:
+    loading, tracking and flushing 500 of those was a sixth of a warm pass."""
     ids = [outcome.feed_id for outcome in outcomes]
-    rows = {feed.id: feed for feed in session.exec(select(Feed).where(col(Feed.id).in_(ids)))}
+    if not ids:
+        return
+    query = sa_select(_FEEDS).where(_FEEDS.c.id.in_(ids))
+    before = {row.id: dict(row._mapping) for row in session.connection().execute(query)}
+    states = {feed_id: _FeedState(values) for feed_id, values in before.items()}
     for outcome in outcomes:
-        feed = rows.get(outcome.feed_id)
-        if feed is not None:
-            _apply_outcome(feed, outcome, policy)
+        state = states.get(outcome.feed_id)
+        if state is not None:
+            _apply_outcome(cast(Feed, state), outcome, policy)  # the same attributes as a Feed
+    updates: dict[tuple[str, ...], list[dict[str, Any]]] = {}
+    for feed_id, state in states.items():
+        old = before[feed_id]
+        changed = tuple(name for name, value in vars(state).items() if old[name] != value)
+        if changed:
+            values = {f"v_{name}": getattr(state, name) for name in changed}
+            updates.setdefault(changed, []).append({"v_id": feed_id, **values})
+    for changed, rows in updates.items():
+        statement = (
+            update(_FEEDS)
+            .where(_FEEDS.c.id == bindparam("v_id"))
+            .values({name: bindparam(f"v_{name}") for name in changed})
+        )
+        session.connection().execute(statement, rows)
+
+
+class _FeedState:
+    """A feed row's values as attributes, for `_apply_outcome` and `watcher.health`."""
+
+    def __init__(self, values: dict[str, Any]) -> None:
+        self.__dict__.update(values)
 
 
 def _apply_outcome(feed: Feed, outcome: FeedOutcome, policy: health.HealthPolicy | None) -> Feed:
