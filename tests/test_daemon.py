@@ -202,3 +202,32 @@ def test_the_daemon_gives_freed_memory_back_after_a_pass(
         assert calls == ["trim", "trim"]
     finally:
         daemon.watcher.engine.dispose()
+
+
+def test_a_killed_daemon_leaves_no_worker_processes_behind(workspace: Workspace, httpserver):
+    """SIGKILL (the OOM killer, systemd's last resort) gives the daemon no chance to stop its
+    pool: the workers notice their daemon is gone and exit, and the forkserver with them."""
+    import psutil
+
+    from tests.feedsite import FeedSite, items
+
+    site = FeedSite(httpserver)
+    workspace.write_feeds({"Outlet": site.add_feed("/a.xml", items("a", 2))})
+    env = env_for(workspace, WATCHER_EXTRACT__ENABLED="false")
+    daemon = start_daemon(env, workspace.root)
+    try:
+        handle = psutil.Process(daemon.pid)
+
+        def workers_started() -> list[psutil.Process]:
+            found = handle.children(recursive=True)
+            return found if len(found) >= 3 else []  # forkserver, resource tracker, worker
+
+        descendants = wait_for(workers_started)
+    finally:
+        daemon.kill()
+        daemon.communicate(timeout=30)
+
+    def all_gone() -> bool:
+        return not [p for p in descendants if p.is_running() and p.status() != "zombie"]
+
+    wait_for(all_gone, timeout=30)

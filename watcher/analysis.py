@@ -18,6 +18,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from watcher.cpu import process_running
 from watcher.domain import Article, RuleMatch
 from watcher.identity import text_fingerprint
 from watcher.query import Engine
@@ -93,20 +94,10 @@ def sweep_orphans(parent: str | None = None) -> int:
     removed = 0
     for folder in Path(parent or tempfile.gettempdir()).glob(f"{SNAPSHOT_PREFIX}*-*"):
         pid = folder.name.removeprefix(SNAPSHOT_PREFIX).split("-", 1)[0]
-        if folder.is_dir() and pid.isdigit() and not _running(int(pid)):
+        if folder.is_dir() and pid.isdigit() and not process_running(int(pid)):
             shutil.rmtree(folder, ignore_errors=True)
             removed += 1
     return removed
-
-
-def _running(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # exists, but not ours to signal
-        return True
-    return True
 
 
 @dataclass(frozen=True, slots=True)

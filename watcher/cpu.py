@@ -12,6 +12,9 @@ import gc
 import logging
 import multiprocessing
 import os
+import select
+import threading
+import time
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
@@ -26,6 +29,8 @@ WORKER_NICENESS = 10  # the main process is the serial part of a pass: it gets a
 # they were up to a third of matching time (tests/bench). At 50,000 they die young; the price is
 # a few MB of cyclic garbage waiting a little longer (2 MB in the memory scenario).
 GC_YOUNG_THRESHOLD = 50_000
+ORPHANED_EXIT = 3  # a worker's exit status when its daemon has gone
+ORPHAN_CHECK_SECONDS = 2.0
 
 
 def tune_gc() -> None:
@@ -34,16 +39,47 @@ def tune_gc() -> None:
     gc.set_threshold(GC_YOUNG_THRESHOLD, middle, old)
 
 
-def _warm() -> None:
-    """Import the heavy modules once per worker, not on the first article."""
+def _warm(daemon_pid: int | None = None) -> None:
+    """Import the heavy modules once per worker, not on the first article; leave with the daemon."""
     os.nice(WORKER_NICENESS)
     tune_gc()
+    if daemon_pid is not None:
+        threading.Thread(
+            target=_exit_with, args=(daemon_pid,), name="exit-with-daemon", daemon=True
+        ).start()
     import feedparser  # noqa: F401 - parse imports it late: the daemon never parses
     import trafilatura  # noqa: F401 - extract_article imports it late: the daemon never extracts
 
     import watcher.analysis
     import watcher.extract
     import watcher.parse  # noqa: F401
+
+
+def _exit_with(pid: int) -> None:
+    """End this worker when the daemon `pid` has ended. A daemon killed outright (SIGKILL, the
+    OOM killer) cannot shut its pool down: the workers would wait for work forever, each with
+    its rule set loaded, and keep the forkserver alive with them."""
+    try:
+        handle = os.pidfd_open(pid)
+    except ProcessLookupError:
+        os._exit(ORPHANED_EXIT)
+    except (AttributeError, OSError):  # no pidfd (not Linux, or an old kernel): look now and then
+        while process_running(pid):
+            time.sleep(ORPHAN_CHECK_SECONDS)
+    else:
+        select.select([handle], [], [])  # readable once the process has ended
+    os._exit(ORPHANED_EXIT)
+
+
+def process_running(pid: int) -> bool:
+    """Whether a process with this id exists (on this machine)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # exists, not ours to signal
+        return True
+    return True
 
 
 def run_isolated(fn: Callable[..., T], *args: Any) -> T:
@@ -78,7 +114,10 @@ class CpuPool:
         if self._executor is None:
             context = multiprocessing.get_context("forkserver")
             self._executor = ProcessPoolExecutor(
-                max_workers=self.workers, mp_context=context, initializer=_warm
+                max_workers=self.workers,
+                mp_context=context,
+                initializer=_warm,
+                initargs=(os.getpid(),),
             )
         return self._executor
 
