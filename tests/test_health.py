@@ -266,8 +266,8 @@ def test_health_settings_move_the_thresholds(engine: Engine):
 
 
 def test_recording_many_outcomes_at_once_writes_what_one_at_a_time_writes(engine: Engine):
-    """The pipeline records outcomes in batches from plain row values (`record_outcomes`), the
-    single path through the ORM row: after the same checks both feeds' rows are the same."""
+    """The pipeline records a batch of feeds' outcomes at once (`record_outcomes`): a feed's row
+    ends up as it does when its outcomes are recorded alone, and an unknown feed is skipped."""
     quiet = "https://quiet.example/rss"
     checks: list[dict] = [
         dict(status=200, new_entries=5, primed=True, etag='"v1"', last_modified="Mon",
@@ -285,7 +285,7 @@ def test_recording_many_outcomes_at_once_writes_what_one_at_a_time_writes(engine
     for fields, hour in zip(checks, hours, strict=True):
         at = T0 + timedelta(hours=hour)
         outcome = dict(checked_at=at, next_check_at=at + timedelta(minutes=15), **fields)
-        record(engine, at, URL, **fields)  # one at a time, through the ORM row
+        record(engine, at, URL, **fields)  # one at a time
         with session_scope(engine) as session:  # batched, with a second outcome of another feed
             feed_db.record_outcomes(
                 session,

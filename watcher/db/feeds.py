@@ -233,9 +233,9 @@ def record_outcome(
     session: Session, outcome: FeedOutcome, policy: health.HealthPolicy | None = None
 ) -> Feed | None:
     """Status, error, failure count and next check, saved whatever happened; releases the lease.
-    `policy`: the health thresholds (`[health]` settings)."""
-    feed = session.get(Feed, outcome.feed_id)
-    return None if feed is None else _apply_outcome(feed, outcome, policy)
+    `policy`: the health thresholds (`[health]` settings). Returns the row as now stored."""
+    record_outcomes(session, [outcome], policy)
+    return session.get(Feed, outcome.feed_id, populate_existing=True)
 
 
 def record_outcomes(
@@ -243,9 +243,9 @@ def record_outcomes(
     outcomes: Sequence[FeedOutcome],
     policy: health.HealthPolicy | None = None,
 ) -> None:
-    """`record_outcome` for many feeds in one SELECT and one UPDATE per set of changed columns
-    (a warm pass is mostly this bookkeeping). The rows are read as plain values, not ORM objects:
-    loading, tracking and flushing 500 of those was a sixth of a warm pass."""
+    """What each feed's check found, saved on its row (`record_outcome` for many feeds): one
+    SELECT and one UPDATE per set of changed columns. The rows are read as plain values, not ORM
+    objects: loading, tracking and flushing 500 of those was a sixth of a warm pass."""
     ids = [outcome.feed_id for outcome in outcomes]
     if not ids:
         return
