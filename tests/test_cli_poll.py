@@ -12,10 +12,10 @@ from sqlmodel import func, select
 from tests.conftest import Workspace
 from tests.feedsite import FeedSite, Item, items
 from watcher.db.engine import make_engine, session_scope
-from watcher.db.models import Article, FeedEntry
+from watcher.db.models import Article, Feed, FeedEntry
 
 
-def poll_json(workspace: Workspace, *args: str) -> dict:
+def run_poll(workspace: Workspace, *args: str) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("WATCHER_")}
     env.update(
         WATCHER_DATA_DIR=str(workspace.data_dir),
@@ -23,7 +23,7 @@ def poll_json(workspace: Workspace, *args: str) -> dict:
         WATCHER_EXTRACT__ENABLED="false",
         WATCHER_FETCH__PER_HOST_CONCURRENCY="32",
     )
-    result = subprocess.run(
+    return subprocess.run(
         [sys.executable, "-m", "watcher", "poll", "--json", *args],
         env=env,
         cwd=workspace.root,
@@ -31,6 +31,10 @@ def poll_json(workspace: Workspace, *args: str) -> dict:
         text=True,
         timeout=300,
     )
+
+
+def poll_json(workspace: Workspace, *args: str) -> dict:
+    result = run_poll(workspace, *args)
     assert result.returncode == 0, result.stderr
     return json.loads(result.stdout)
 
@@ -61,3 +65,24 @@ def test_two_hundred_feeds_store_every_article_once(httpserver, workspace: Works
         entries = session.exec(select(func.count()).select_from(FeedEntry)).one()
     engine.dispose()
     assert articles == distinct == entries == 1100
+
+
+def test_poll_one_feed_by_url(httpserver, workspace: Workspace):
+    site = FeedSite(httpserver)
+    one, other = (site.add_feed(f"/{name}.xml", items(name, 3)) for name in ("one", "other"))
+    workspace.write_feeds({"One": one, "Other": other})
+
+    summary = poll_json(workspace, "--feed", one)
+    assert (summary["feeds"], summary["ok"], summary["new_articles"]) == (1, 1, 3)
+    assert site.hits["/one.xml"] == 1 and site.hits["/other.xml"] == 0
+    settings = workspace.settings()
+    engine = make_engine(settings)
+    with session_scope(engine) as session:
+        feeds = {feed.title: feed for feed in session.exec(select(Feed))}
+    engine.dispose()
+    assert feeds["One"].primed and feeds["One"].lease_owner is None  # claimed, then released
+    assert not feeds["Other"].primed and feeds["Other"].last_checked_at is None
+
+    unknown = run_poll(workspace, "--feed", "https://nowhere.example/feed.xml")
+    assert unknown.returncode != 0
+    assert "no feed https://nowhere.example/feed.xml in feeds.opml" in unknown.stderr

@@ -54,21 +54,6 @@ _JOB_COLUMNS = (
 )  # FeedJob's fields, in order
 
 
-def _job(feed: Feed) -> FeedJob:
-    assert feed.id is not None
-    return FeedJob(
-        id=feed.id,
-        url=feed.url,
-        title=feed.title,
-        etag=feed.etag,
-        last_modified=feed.last_modified,
-        interval_seconds=feed.interval_seconds,
-        extract=feed.extract,
-        primed=feed.primed,
-        consecutive_failures=feed.consecutive_failures,
-    )
-
-
 @dataclass(frozen=True, slots=True)
 class SyncResult:
     added: int
@@ -170,25 +155,31 @@ def claim_due_feeds(
     # Columns, not ORM rows, and one UPDATE for all leases: claiming was a tenth of a warm pass.
     jobs = [FeedJob(*row) for row in session.connection().execute(query)]
     if jobs:
-        session.connection().execute(
-            update(Feed)
-            .where(col(Feed.id).in_([job.id for job in jobs]))
-            .values(lease_owner=owner, lease_until=now + lease)
-        )
+        _lease(session, [job.id for job in jobs], owner, now + lease)
     return jobs
 
 
 def claim_feed_by_url(
     session: Session, url: str, *, owner: str, now: datetime, lease: timedelta
 ) -> FeedJob | None:
-    feed = session.exec(
-        select(Feed).where(or_(Feed.url == url, Feed.opml_url == url)).with_for_update()
-    ).first()
-    if feed is None:
+    query = (
+        select(*_JOB_COLUMNS)
+        .where(or_(Feed.url == url, Feed.opml_url == url))
+        .limit(1)
+        .with_for_update()
+    )
+    row = session.connection().execute(query).first()
+    if row is None:
         return None
-    feed.lease_owner, feed.lease_until = owner, now + lease
-    session.flush()
-    return _job(feed)
+    job = FeedJob(*row)
+    _lease(session, [job.id], owner, now + lease)
+    return job
+
+
+def _lease(session: Session, ids: list[int], owner: str, until: datetime) -> None:
+    session.connection().execute(
+        update(Feed).where(col(Feed.id).in_(ids)).values(lease_owner=owner, lease_until=until)
+    )
 
 
 def release_leases(session: Session, owner: str) -> int:
