@@ -10,6 +10,9 @@ from typing import Any
 import numpy as np
 import pytest
 import yaml
+from hypothesis import given
+from hypothesis import settings as hypothesis_settings
+from hypothesis import strategies as st
 from sqlalchemy import Engine, func
 from sqlmodel import Session, select
 from typer.testing import CliRunner
@@ -611,3 +614,17 @@ def test_a_failed_batch_leaves_no_placeholder_in_the_index(
     article_id, assignment = add(clusterer, engine, title, text, source=source)
     assert assignment.is_new and assignment.story_id > 0
     assert story_of(engine, article_id) == assignment.story_id
+
+
+@given(st.text(alphabet=st.characters(max_codepoint=127), max_size=400))
+@hypothesis_settings(max_examples=300, deadline=None)
+def test_ascii_text_hashes_as_bytes_to_the_same_shingles(text: str) -> None:
+    """ASCII text is tokenised and hashed as bytes (no encoding per word); its shingle hashes,
+    hence stored signatures, must be exactly those of the str path."""
+    from watcher.story_signature import WORD_SHINGLE, _hash_tokens, rolling_hashes, tokens
+
+    as_bytes = _hash_tokens(text)
+    assert [word.decode() for word in as_bytes] == tokens(text)  # type: ignore[union-attr]
+    assert np.array_equal(
+        rolling_hashes(as_bytes, WORD_SHINGLE), rolling_hashes(tokens(text), WORD_SHINGLE)
+    )
